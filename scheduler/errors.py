@@ -1,0 +1,58 @@
+"""Every error the scheduler raises on purpose.
+
+    SchedulerError
+     ├── TableError          schedules.toml is unreadable or invalid (carries every Problem)
+     ├── SettingsError       a SCHEDULER_* variable or the embedded-Redis mode is refused
+     ├── RedisUnavailable    Redis could not be reached (wraps redis-py's connection errors)
+     └── NotLeader           a fenced write was refused: this replica no longer holds the lease
+
+Library errors are translated where they enter (``raise RedisUnavailable(...) from None``), so the
+CLI and the run loop only ever handle this tree.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+
+class SchedulerError(Exception):
+    """Root of every error the scheduler raises on purpose."""
+
+
+@dataclass(frozen=True, order=True)
+class Problem:
+    """One thing wrong with the table, located as precisely as the file allows."""
+
+    file: str
+    line: int | None
+    where: str
+    message: str
+
+    def __str__(self) -> str:
+        location = f"{self.file}:{self.line}" if self.line else self.file
+        return f"{location}: {self.where}: {self.message}" if self.where else f"{location}: {self.message}"
+
+
+class TableError(SchedulerError):
+    """schedules.toml was refused; ``problems`` lists all that is wrong with it, in file order."""
+
+    def __init__(self, problems: list[Problem]) -> None:
+        self.problems = sorted(problems, key=lambda p: (p.file, p.line or 0, p.where, p.message))
+        super().__init__("\n".join(str(p) for p in self.problems))
+
+
+class SettingsError(SchedulerError):
+    """A setting, or the combination of settings and environment, is refused."""
+
+
+class RedisUnavailable(SchedulerError):
+    """Redis did not answer; the message never contains the URL's password."""
+
+
+class NotLeader(SchedulerError):
+    """A fenced write found another replica's lease (or none): the caller must stop acting."""
+
+    def __init__(self, replica_id: str, epoch: int) -> None:
+        self.replica_id = replica_id
+        self.epoch = epoch
+        super().__init__(f"replica {replica_id!r} no longer holds the lease of epoch {epoch}")

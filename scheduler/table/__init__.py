@@ -1,0 +1,27 @@
+"""schedules.toml: loading, validation and the models the rest of the scheduler works from."""
+
+from scheduler.table._load import load_table, parse_zone, unsafe_name
+from scheduler.table._model import (
+    NO_TENANT,
+    CatchUp,
+    InlineTenants,
+    RedisSetTenants,
+    Schedule,
+    Table,
+    Tenant,
+    TenantSource,
+)
+
+__all__ = [
+    "NO_TENANT",
+    "CatchUp",
+    "InlineTenants",
+    "RedisSetTenants",
+    "Schedule",
+    "Table",
+    "Tenant",
+    "TenantSource",
+    "load_table",
+    "parse_zone",
+    "unsafe_name",
+]

@@ -1,0 +1,452 @@
+"""Reading schedules.toml: every problem is collected, located and reported in one TableError."""
+
+from __future__ import annotations
+
+import difflib
+import hashlib
+import json
+import re
+import tomllib
+from collections.abc import Callable
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+from typing import Any
+from zoneinfo import ZoneInfo, ZoneInfoNotFoundError, available_timezones
+
+from scheduler.clock.cadence import Cadence, Cron, Every, check_cron, shortest_interval
+from scheduler.durations import format_duration, parse_duration
+from scheduler.errors import Problem, TableError
+from scheduler.table._locate import Locator
+from scheduler.table._model import (
+    UTC_ZONE,
+    CatchUp,
+    InlineTenants,
+    RedisSetTenants,
+    Schedule,
+    Table,
+    Tenant,
+    TenantSource,
+)
+
+SCHEDULE_FIELDS = (
+    "name", "cron", "every", "timezone", "tenants", "job", "args", "queue",
+    "jitter", "catchup", "catchup_window", "misfire_grace",
+)
+TOP_LEVEL = ("defaults", "tenants", "schedule")
+MAX_ID_LENGTH = 256
+TENANT_ZONE = "tenant"
+# A fixed reference instant for the jitter-versus-interval check, so validation never reads a clock.
+_REFERENCE = datetime(2026, 1, 1, tzinfo=UTC)
+
+Report = Callable[[str, str], None]  # (field, message)
+
+
+def load_table(path: Path | str) -> Table:
+    """Read and validate a schedules.toml; raise TableError listing every problem found."""
+    path = Path(path)
+    label = str(path)
+    try:
+        data = path.read_bytes()
+    except OSError as error:
+        raise TableError([Problem(label, None, "", f"cannot read the table: {error.strerror or error}")]) from None
+    text = data.decode("utf-8", errors="replace")
+    try:
+        document = tomllib.loads(text)
+    except tomllib.TOMLDecodeError as error:
+        match = re.search(r"at line (\d+)", str(error))
+        line = int(match.group(1)) if match else None
+        raise TableError([Problem(label, line, "", f"invalid TOML: {error}")]) from None
+    return _Loader(path, text, data).load(document)
+
+
+class _Loader:
+    def __init__(self, path: Path, text: str, data: bytes) -> None:
+        self.path = path
+        self.label = str(path)
+        self.locator = Locator(text)
+        self.problems: list[Problem] = []
+        self.digest = hashlib.sha256(data)
+
+    def report(self, table: str, index: int, where: str, key: str | None, message: str) -> None:
+        line = self.locator.line(table, index, key)
+        self.problems.append(Problem(self.label, line, where, message))
+
+    def load(self, document: dict[str, Any]) -> Table:
+        for key in document:
+            if key not in TOP_LEVEL:
+                self.report(key, 0, "", None, f"unknown table [{key}]{_suggest(key, TOP_LEVEL)}")
+        tenant_sets = self._tenant_sets(document.get("tenants", {}))
+        defaults = self._defaults(document.get("defaults", {}), tenant_sets)
+        schedules = self._schedules(document.get("schedule", []), defaults, tenant_sets)
+        if self.problems:
+            raise TableError(self.problems)
+        return Table(self.path, tuple(schedules), tenant_sets, self.digest.hexdigest()[:16])
+
+    # -- [defaults] ------------------------------------------------------------------------------
+
+    def _defaults(self, raw: Any, tenant_sets: dict[str, TenantSource]) -> dict[str, Any]:
+        if not isinstance(raw, dict):
+            self.report("", 0, "", "defaults", "[defaults] must be a table")
+            return {}
+
+        def report(key: str, message: str) -> None:
+            self.report("defaults", 0, "defaults", key, message)
+
+        fields = {k: v for k, v in raw.items() if k != "name"}
+        if "name" in raw:
+            report("name", "a default name makes no sense: each schedule names itself")
+        if "cron" in raw and "every" in raw:
+            report("every", "give cron or every, not both")
+        return _parse_fields(fields, report, tenant_sets)
+
+    # -- [tenants] -------------------------------------------------------------------------------
+
+    def _tenant_sets(self, raw: Any) -> dict[str, TenantSource]:
+        if not isinstance(raw, dict):
+            self.report("", 0, "", "tenants", "[tenants] must be a table of named tenant sets")
+            return {}
+        sets: dict[str, TenantSource] = {}
+        for name, value in raw.items():
+            where = f'tenant set "{name}"'
+
+            def report(key: str | None, message: str, name: str = name, where: str = where) -> None:
+                self.report("tenants", 0, where, key if key is not None else name, message)
+
+            unsafe = unsafe_name(name)
+            if unsafe:
+                report(None, f"name {name!r}: {unsafe}")
+                continue
+            # A broken set stays known (empty), so schedules naming it are not blamed a second time.
+            sets[name] = self._tenant_source(name, value, report) or InlineTenants((), name=name)
+        return sets
+
+    def _tenant_source(self, name: str, value: Any, report: Callable[..., None]) -> TenantSource | None:
+        if isinstance(value, list):
+            return InlineTenants(_tenant_list(value, lambda m: report(None, m)), name=name)
+        if isinstance(value, dict) and set(value) == {"redis_set"}:
+            key = value["redis_set"]
+            if not isinstance(key, str) or not key.strip():
+                report(None, "redis_set must name a Redis key")
+                return None
+            return RedisSetTenants(key=key, name=name)
+        if isinstance(value, dict) and set(value) == {"file"}:
+            return self._tenant_file(name, value["file"], report)
+        report(None, 'must be a list of ids, { redis_set = "key" } or { file = "path" }')
+        return None
+
+    def _tenant_file(self, name: str, relative: Any, report: Callable[..., None]) -> TenantSource | None:
+        if not isinstance(relative, str) or not relative.strip():
+            report(None, "file must be a path next to the table")
+            return None
+        path = self.path.parent / relative
+        try:
+            data = path.read_bytes()
+        except OSError as error:
+            report(None, f"file {relative!r}: {error.strerror or error} ({path})")
+            return None
+        self.digest.update(data)
+        ids = []
+        for number, line in enumerate(data.decode("utf-8", errors="replace").splitlines(), start=1):
+            text = line.strip()
+            if text and not text.startswith("#"):
+                ids.append((number, text))
+        tenants = _tenant_list(
+            [text for _, text in ids],
+            lambda message: report(None, f"file {relative!r}: {message}"),
+            lines=[number for number, _ in ids],
+        )
+        return InlineTenants(tenants, name=name, file=path)
+
+    # -- [[schedule]] ----------------------------------------------------------------------------
+
+    def _schedules(
+        self, raw: Any, defaults: dict[str, Any], tenant_sets: dict[str, TenantSource]
+    ) -> list[Schedule]:
+        if isinstance(raw, dict):
+            self.report("schedule", 0, "", None, "write schedules as [[schedule]] (an array of tables)")
+            return []
+        if not isinstance(raw, list):
+            self.report("", 0, "", "schedule", "schedule must be an array of tables: [[schedule]]")
+            return []
+        schedules: list[Schedule] = []
+        seen: dict[str, int] = {}
+        for index, entry in enumerate(raw):
+            name = entry.get("name") if isinstance(entry, dict) else None
+            where = f'schedule "{name}"' if isinstance(name, str) and name else f"schedule #{index + 1}"
+
+            def report(key: str | None, message: str, index: int = index, where: str = where) -> None:
+                self.report("schedule", index, where, key, message)
+
+            if not isinstance(entry, dict):
+                report(None, "must be a table")
+                continue
+            if isinstance(name, str) and name in seen:
+                earlier = self.locator.line("schedule", seen[name])
+                report("name", f"name {name!r}: is used by an earlier schedule (line {earlier})")
+                continue
+            if isinstance(name, str):
+                seen[name] = index
+            schedule = _build_schedule(entry, defaults, tenant_sets, report)
+            if schedule is not None:
+                schedules.append(schedule)
+        return schedules
+
+
+def _build_schedule(
+    entry: dict[str, Any],
+    defaults: dict[str, Any],
+    tenant_sets: dict[str, TenantSource],
+    report: Callable[..., None],
+) -> Schedule | None:
+    before = _Counter(report)
+    name = entry.get("name")
+    if name is None:
+        before("name", "name is required")
+    elif not isinstance(name, str):
+        before("name", "name must be a string")
+    elif unsafe_name(name):
+        before("name", f"name {name!r}: {unsafe_name(name)}")
+    own = _parse_fields({k: v for k, v in entry.items() if k != "name"}, before, tenant_sets)
+    if "cron" in entry and "every" in entry:
+        before("every", "give cron or every, not both")
+    if "cron" not in entry and "every" not in entry and not ({"cron", "every"} & defaults.keys()):
+        before("cron", "cron or every is required")
+    fields = {**defaults, **own}
+    if ("cron" in own or "every" in own) and ("cron" in defaults or "every" in defaults):
+        fields.pop("every" if "cron" in own else "cron", None)
+    if "job" not in fields and "job" not in entry:
+        before("job", "job is required: it names what the worker runs")
+    zone = fields.get("timezone", UTC_ZONE)
+    tenants = fields.get("tenants")
+    cadence: Cadence | None = fields.get("cron") or fields.get("every")
+    if zone == TENANT_ZONE and tenants is None:
+        before("timezone", "timezone 'tenant' needs tenants to take their zones from")
+    jitter = fields.get("jitter", timedelta(0))
+    if jitter and cadence is not None:
+        interval = shortest_interval(cadence, zone if isinstance(zone, ZoneInfo) else UTC_ZONE, _REFERENCE)
+        if jitter >= interval:
+            before(
+                "jitter",
+                f"jitter {format_duration(jitter)!r}: must be shorter than the schedule's shortest interval "
+                f"({format_duration(interval)}), or firings of one tick would overtake the next",
+            )
+    if before.count or cadence is None:
+        return None
+    default_zone = defaults.get("timezone") if isinstance(defaults.get("timezone"), ZoneInfo) else UTC_ZONE
+    return Schedule(
+        name=name,
+        cadence=cadence,
+        zone=None if zone == TENANT_ZONE else zone,
+        default_zone=default_zone,
+        tenants=tenants,
+        job=fields["job"],
+        queue=fields.get("queue", "default"),
+        args=fields.get("args", {}),
+        jitter=jitter,
+        catchup=fields.get("catchup", CatchUp.LATEST),
+        catchup_window=fields.get("catchup_window", timedelta(hours=24)),
+        misfire_grace=fields.get("misfire_grace", timedelta(seconds=60)),
+    )
+
+
+class _Counter:
+    """A report function that also counts what it reported."""
+
+    def __init__(self, report: Callable[..., None]) -> None:
+        self.report = report
+        self.count = 0
+
+    def __call__(self, key: str | None, message: str) -> None:
+        self.count += 1
+        self.report(key, message)
+
+
+def _parse_fields(
+    raw: dict[str, Any], report: Report, tenant_sets: dict[str, TenantSource] | None = None
+) -> dict[str, Any]:
+    """Parse each schedule field present in ``raw``; report the bad ones and leave them out."""
+    parsed: dict[str, Any] = {}
+    for key, value in raw.items():
+        parser = _FIELD_PARSERS.get(key)
+        if parser is None:
+            report(key, f"unknown field {key!r}{_suggest(key, SCHEDULE_FIELDS)}")
+            continue
+        try:
+            if key == "tenants":
+                parsed[key] = _parse_tenants_field(value, tenant_sets or {})
+            else:
+                parsed[key] = parser(value)
+        except ValueError as error:
+            shown = f" {value!r}" if isinstance(value, str | int | float) else ""
+            report(key, f"{key}{shown}: {error}")
+    return parsed
+
+
+def _string(value: Any) -> str:
+    if not isinstance(value, str):
+        raise ValueError(f"must be a string, not {_toml_type(value)}")
+    return value
+
+
+def _parse_cron(value: Any) -> Cron:
+    reason = check_cron(_string(value))
+    if reason:
+        raise ValueError(reason)
+    return Cron(" ".join(value.split()))
+
+
+def _parse_every(value: Any) -> Every:
+    return Every(parse_duration(_string(value)))
+
+
+def _parse_duration(value: Any) -> timedelta:
+    return parse_duration(_string(value))
+
+
+def _parse_zone(value: Any) -> ZoneInfo | str:
+    text = _string(value)
+    if text == TENANT_ZONE:
+        return TENANT_ZONE
+    return parse_zone(text)
+
+
+def parse_zone(text: str) -> ZoneInfo:
+    """An IANA zone by name, or ValueError naming the closest real ones."""
+    try:
+        if "/" in text or text.upper() in ("UTC", "GMT") or text in available_timezones():
+            return ZoneInfo(text)
+    except (ZoneInfoNotFoundError, ValueError):
+        pass
+    raise ValueError(f"is not an IANA time zone name{_suggest(text, sorted(available_timezones()))}")
+
+
+def _parse_job(value: Any) -> str:
+    text = _string(value)
+    if not text.strip():
+        raise ValueError("must name what the worker runs")
+    return text
+
+
+def _parse_queue(value: Any) -> str:
+    text = _string(value)
+    reason = unsafe_name(text)
+    if reason:
+        raise ValueError(reason)
+    return text
+
+
+def _parse_args(value: Any) -> dict[str, Any]:
+    if not isinstance(value, dict):
+        raise ValueError(f"must be a table, not {_toml_type(value)}")
+    try:
+        json.dumps(value)
+    except TypeError:
+        raise ValueError("dates and times cannot be passed to workers; write them as strings") from None
+    return value
+
+
+def _parse_catchup(value: Any) -> CatchUp:
+    text = _string(value)
+    try:
+        return CatchUp(text)
+    except ValueError:
+        raise ValueError("must be one of 'all', 'latest', 'none'") from None
+
+
+_FIELD_PARSERS: dict[str, Callable[[Any], Any]] = {
+    "cron": _parse_cron,
+    "every": _parse_every,
+    "timezone": _parse_zone,
+    "tenants": lambda value: value,  # needs the tenant sets: see _parse_tenants_field
+    "job": _parse_job,
+    "args": _parse_args,
+    "queue": _parse_queue,
+    "jitter": _parse_duration,
+    "catchup": _parse_catchup,
+    "catchup_window": _parse_duration,
+    "misfire_grace": _parse_duration,
+}
+
+
+def _parse_tenants_field(value: Any, tenant_sets: dict[str, TenantSource]) -> TenantSource:
+    if isinstance(value, str):
+        if value in tenant_sets:
+            return tenant_sets[value]
+        known = ", ".join(sorted(tenant_sets)) or "none"
+        raise ValueError(f"no tenant set of that name in [tenants] (known: {known})")
+    if isinstance(value, list):
+        problems: list[str] = []
+        tenants = _tenant_list(value, problems.append)
+        if problems:
+            raise ValueError("; ".join(problems))
+        return InlineTenants(tenants)
+    raise ValueError("must name a tenant set or list tenant ids")
+
+
+def _tenant_list(values: list[Any], report: Callable[[str], None], lines: list[int] | None = None) -> tuple[Tenant, ...]:
+    tenants: list[Tenant] = []
+    seen: set[str] = set()
+    for position, value in enumerate(values):
+        at = f"line {lines[position]}: " if lines else ""
+        try:
+            tenant = _tenant(value)
+        except ValueError as error:
+            report(f"{at}{error}")
+            continue
+        if tenant.id in seen:
+            report(f"{at}tenant id {tenant.id!r}: is listed twice")
+            continue
+        seen.add(tenant.id)
+        tenants.append(tenant)
+    return tuple(tenants)
+
+
+def _tenant(value: Any) -> Tenant:
+    if isinstance(value, dict):
+        unknown = set(value) - {"id", "timezone"}
+        if unknown or "id" not in value:
+            raise ValueError('a tenant with a zone is written { id = "acme", timezone = "Asia/Tokyo" }')
+        tenant_id, zone_name = value["id"], value.get("timezone")
+    else:
+        tenant_id, zone_name = value, None
+    if not isinstance(tenant_id, str):
+        raise ValueError(f"tenant id must be a string, not {_toml_type(tenant_id)}")
+    reason = unsafe_name(tenant_id)
+    if reason:
+        raise ValueError(f"tenant id {tenant_id!r}: {reason}")
+    if zone_name is None:
+        return Tenant(tenant_id)
+    try:
+        return Tenant(tenant_id, parse_zone(_string(zone_name)))
+    except ValueError as error:
+        raise ValueError(f"tenant {tenant_id!r}: timezone {zone_name!r}: {error}") from None
+
+
+def unsafe_name(text: str) -> str | None:
+    """Why ``text`` cannot be a schedule name, tenant id, set or queue name, or None when it can.
+
+    Names end up inside firing ids ("schedule/tenant/tick") and Redis keys ("{prefix}:..."), so the
+    separators of both are refused along with anything invisible.
+    """
+    if not text:
+        return "must not be empty"
+    if len(text) > MAX_ID_LENGTH:
+        return f"is {len(text)} characters long; the limit is {MAX_ID_LENGTH}"
+    if any(ch.isspace() for ch in text):
+        return "must not contain whitespace"
+    if any(ord(ch) < 32 or ord(ch) == 127 for ch in text):
+        return "must not contain control characters"
+    bad = sorted({ch for ch in text if ch in "/{}"})
+    if bad:
+        return f"must not contain {' or '.join(repr(ch) for ch in bad)} (they would break firing ids and Redis keys)"
+    return None
+
+
+def _suggest(word: str, choices: Any) -> str:
+    close = difflib.get_close_matches(word, list(choices), n=1)
+    return f" (did you mean {close[0]!r}?)" if close else ""
+
+
+def _toml_type(value: Any) -> str:
+    names = {bool: "a boolean", int: "an integer", float: "a number", str: "a string", list: "an array", dict: "a table"}
+    return names.get(type(value), type(value).__name__)
