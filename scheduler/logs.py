@@ -1,0 +1,38 @@
+"""The one place that configures logging (loguru sinks, and the standard library's loggers)."""
+
+from __future__ import annotations
+
+import logging
+import sys
+
+from loguru import logger
+
+
+class _ToLoguru(logging.Handler):
+    """Send records of libraries that use the standard ``logging`` module through loguru's sinks."""
+
+    def emit(self, record: logging.LogRecord) -> None:
+        try:
+            level: str | int = logger.level(record.levelname).name
+        except ValueError:
+            level = record.levelno
+        logger.opt(exception=record.exc_info).log(level, "{}: {}", record.name, record.getMessage())
+
+
+def configure_logging(level: str = "INFO", json: bool = False) -> None:
+    """Log to stderr: one human line per event, or one JSON object per line with ``json``."""
+    logger.remove()
+    if json:
+        logger.add(sys.stderr, level=level.upper(), serialize=True, backtrace=False, diagnose=False)
+    else:
+        logger.add(
+            sys.stderr,
+            level=level.upper(),
+            format="{time:YYYY-MM-DDTHH:mm:ss.SSS!UTC}Z {level: <7} {message}",
+            backtrace=False,
+            diagnose=False,
+        )
+    logging.basicConfig(handlers=[_ToLoguru()], level=0, force=True)
+    # A timer that finds its thread busy (a reload check during a long tick) simply runs next time;
+    # APScheduler warns about each such skip, which is noise here. Its errors still come through.
+    logging.getLogger("apscheduler").setLevel(logging.ERROR)

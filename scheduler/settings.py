@@ -1,0 +1,97 @@
+"""Settings from ``SCHEDULER_*`` environment variables; the only place that builds them."""
+
+from __future__ import annotations
+
+import os
+import socket
+from datetime import timedelta
+from typing import Any
+from urllib.parse import urlsplit, urlunsplit
+
+from pydantic import Field, SecretStr, ValidationError, field_validator
+from pydantic_settings import BaseSettings, SettingsConfigDict
+
+from scheduler.durations import parse_duration
+from scheduler.errors import SettingsError
+
+ECS_METADATA_VARIABLES = ("ECS_CONTAINER_METADATA_URI_V4", "ECS_CONTAINER_METADATA_URI")
+
+
+class Settings(BaseSettings):
+    model_config = SettingsConfigDict(env_prefix="SCHEDULER_", extra="ignore")
+
+    redis_url: SecretStr | None = Field(default=None, description="redis:// or unix:// URL; unset: embedded Redis")
+    lease_ttl: timedelta = Field(default=timedelta(seconds=10), description="how long a lease outlives its holder")
+    retry_interval: timedelta = Field(default=timedelta(seconds=1), description="standbys retry this often")
+    key_prefix: str = Field(default="{scheduler}", description="prefix of every Redis key; keep one hash tag")
+    replica_id: str = Field(default="", description="this replica's name; default host-pid or the ECS task id")
+    log_level: str = "INFO"
+    log_json: bool = False
+    reload_interval: timedelta = Field(default=timedelta(seconds=2), description="how often the table is re-read")
+
+    @field_validator("lease_ttl", "retry_interval", "reload_interval", mode="before")
+    @classmethod
+    def _duration(cls, value: Any) -> Any:
+        if isinstance(value, str):
+            text = value.strip()
+            try:
+                return timedelta(seconds=float(text))
+            except ValueError:
+                return parse_duration(text)
+        return value
+
+    @field_validator("key_prefix")
+    @classmethod
+    def _prefix(cls, value: str) -> str:
+        if value.count("{") != 1 or value.count("}") != 1 or value.index("{") > value.index("}"):
+            raise ValueError("must hold exactly one {hash tag}, so every key lands on one Redis Cluster slot")
+        return value
+
+    def resolved_replica_id(self) -> str:
+        return self.replica_id or ecs_task_id() or f"{socket.gethostname()}-{os.getpid()}"
+
+
+def load_settings(**overrides: Any) -> Settings:
+    """Build Settings from the environment; a bad variable becomes a SettingsError naming it."""
+    try:
+        return Settings(**overrides)
+    except ValidationError as error:
+        lines = []
+        for problem in error.errors():
+            name = "SCHEDULER_" + "_".join(str(part) for part in problem["loc"]).upper()
+            lines.append(f"{name}: {problem['msg'].removeprefix('Value error, ')}")
+        raise SettingsError("; ".join(lines)) from None
+
+
+def on_ecs() -> bool:
+    return any(os.environ.get(name) for name in ECS_METADATA_VARIABLES)
+
+
+def ecs_task_id() -> str | None:
+    """The ECS task id, read from the task metadata endpoint named by the ECS variables (1 s timeout)."""
+    import json
+    import urllib.request
+
+    for name in ECS_METADATA_VARIABLES:
+        base = os.environ.get(name)
+        if not base:
+            continue
+        try:
+            with urllib.request.urlopen(f"{base}/task", timeout=1) as response:
+                arn = json.load(response).get("TaskARN", "")
+        except (OSError, ValueError):
+            continue
+        if arn:
+            return arn.rsplit("/", 1)[-1]
+    return None
+
+
+def redact_url(url: str) -> str:
+    """The URL with any password replaced, fit for logs and error messages."""
+    parts = urlsplit(url)
+    if parts.password is None:
+        return url
+    user = parts.username or ""
+    host = parts.hostname or ""
+    port = f":{parts.port}" if parts.port else ""
+    return urlunsplit(parts._replace(netloc=f"{user}:***@{host}{port}"))

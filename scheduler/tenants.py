@@ -1,0 +1,56 @@
+"""Resolving a schedule's tenants: inline and file sets are in the table, Redis sets are read live."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+
+import redis
+from loguru import logger
+
+from scheduler.errors import RedisUnavailable
+from scheduler.table import InlineTenants, RedisSetTenants, Schedule, Tenant, TenantSource, unsafe_name
+
+SCAN_BATCH = 10_000
+
+
+def scan_redis_set(client: redis.Redis, key: str, batch: int = SCAN_BATCH) -> Iterator[list[Tenant]]:
+    """Stream a Redis set's members in batches with SSCAN (a million members never sit in one reply).
+
+    SSCAN may return a member twice; the enqueue script's dedup makes that harmless. Members that
+    could not be tenant ids are skipped with a warning, never enqueued.
+    """
+    cursor = 0
+    try:
+        while True:
+            cursor, members = client.sscan(key, cursor, count=batch)
+            tenants = []
+            for member in members:
+                tenant_id = member.decode("utf-8", errors="replace") if isinstance(member, bytes) else member
+                reason = unsafe_name(tenant_id)
+                if reason:
+                    logger.warning("redis set {!r}: skipping member {!r}: tenant id {}", key, tenant_id[:80], reason)
+                    continue
+                tenants.append(Tenant(tenant_id))
+            if tenants:
+                yield tenants
+            if cursor == 0:
+                return
+    except redis.RedisError as error:
+        raise RedisUnavailable(f"reading tenant set {key!r}: {type(error).__name__}") from None
+
+
+def resolve(source: TenantSource, client: redis.Redis | None) -> list[Tenant] | None:
+    """All tenants of a source, or None for a Redis set when no Redis is at hand."""
+    if isinstance(source, InlineTenants):
+        return list(source.tenants)
+    assert isinstance(source, RedisSetTenants)
+    if client is None:
+        return None
+    return [tenant for batch in scan_redis_set(client, source.key) for tenant in batch]
+
+
+def tenants_of(schedule: Schedule, client: redis.Redis | None) -> list[Tenant] | None:
+    """The schedule's tenants ([] for a schedule without tenants), or None when unresolved."""
+    if schedule.tenants is None:
+        return []
+    return resolve(schedule.tenants, client)
