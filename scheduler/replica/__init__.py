@@ -1,0 +1,47 @@
+"""``scheduler run`` as a process: settings, logging, Redis, signals, and the Replica."""
+
+from __future__ import annotations
+
+import queue
+import signal
+from pathlib import Path
+
+from loguru import logger
+
+from scheduler.logs import configure_logging
+from scheduler.replica.embedded import start_embedded_redis
+from scheduler.replica.runner import Replica
+from scheduler.settings import load_settings, redact_url
+from scheduler.store.connection import connect
+from scheduler.store.state import Keys, Store
+from scheduler.targets import StreamTarget
+
+__all__ = ["Replica", "run_replica"]
+
+
+def run_replica(config: Path) -> int:
+    """Run until SIGTERM or SIGINT; SIGHUP re-reads the table. Returns the exit code."""
+    settings = load_settings()
+    configure_logging(settings.log_level, settings.log_json)
+    embedded = None
+    if settings.redis_url is None:
+        url, embedded = start_embedded_redis(config)
+    else:
+        url = settings.redis_url.get_secret_value()
+        logger.info("using Redis at {}", redact_url(url))
+    client = connect(settings, url, check=False)
+    store = Store(client, Keys(settings.key_prefix), StreamTarget(settings.key_prefix))
+    replica = Replica(settings, config, store, settings.resolved_replica_id())
+
+    signals: queue.SimpleQueue[int] = queue.SimpleQueue()
+    for number in (signal.SIGTERM, signal.SIGINT, signal.SIGHUP):
+        signal.signal(number, lambda received, _frame: signals.put(received))
+    replica.start()
+    while (received := signals.get()) == signal.SIGHUP:
+        logger.info("SIGHUP: re-reading {}", config)
+        replica.request_reload()
+    logger.info("{}: stopping", signal.Signals(received).name)
+    replica.stop()
+    client.close()
+    del embedded
+    return 0

@@ -1,0 +1,70 @@
+"""What the leader works through: a track per schedule and zone, with a way to stream its tenants."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from dataclasses import dataclass
+from datetime import datetime, timedelta
+
+import redis
+
+from scheduler.clock.cadence import next_tick
+from scheduler.clock.planner import Track, tracks_of
+from scheduler.table import InlineTenants, RedisSetTenants, Table
+from scheduler.tenants import scan_redis_set
+
+BATCH = 10_000  # tenants planned and accepted at a time, so a million-member set never sits in memory
+STATE_MARGIN = timedelta(days=7)  # a removed schedule's watermark outlives it by this much, then expires
+
+
+@dataclass
+class TrackState:
+    track: Track
+    tenant_ids: list[str] | None  # None: a Redis set, read when the tick is handled
+    due: datetime | None = None  # when to handle it next; None: at once
+
+    @property
+    def key(self) -> str:
+        return self.track.key
+
+    def batches(self, client: redis.Redis) -> Iterator[tuple[list[str], bool]]:
+        """The tenants in batches, each with whether it is the last; at least one (maybe empty) batch."""
+        if self.tenant_ids is not None:
+            ids = self.tenant_ids
+            starts = range(0, len(ids), BATCH) or [0]
+            for start in starts:
+                yield ids[start : start + BATCH], start + BATCH >= len(ids)
+            return
+        source = self.track.schedule.tenants
+        assert isinstance(source, RedisSetTenants)
+        pending: list[str] | None = None
+        for batch in scan_redis_set(client, source.key, BATCH):
+            if pending is not None:
+                yield pending, False
+            pending = [tenant.id for tenant in batch]
+        yield pending or [], True
+
+    def next_due(self, after: datetime) -> datetime:
+        return next_tick(self.track.schedule.cadence, self.track.zone, after)
+
+    def watermark_ttl(self, now: datetime) -> timedelta:
+        """Long enough to outlive two intervals, the catch-up window and a week of outage."""
+        first = self.next_due(now)
+        period = self.next_due(first) - first
+        return 2 * period + self.track.schedule.catchup_window + STATE_MARGIN
+
+
+def build_tracks(table: Table) -> dict[str, TrackState]:
+    """A TrackState per track of the table, each due at once (its watermark says what is left to do)."""
+    states: dict[str, TrackState] = {}
+    for schedule in table.schedules:
+        source = schedule.tenants
+        if isinstance(source, RedisSetTenants):
+            zone = schedule.zone or schedule.default_zone
+            groups = [(Track(schedule, zone), None)]
+        else:
+            members = source.tenants if isinstance(source, InlineTenants) else ()
+            groups = tracks_of(schedule, members)
+        for track, ids in groups:
+            states[track.key] = TrackState(track, ids)
+    return states
