@@ -1,0 +1,26 @@
+from __future__ import annotations
+
+import sys
+from pathlib import Path
+
+import pytest
+
+sys.path.insert(0, str(Path(__file__).parent))
+
+from redis_server import RedisServer  # noqa: E402
+
+
+@pytest.fixture
+def redis_server(tmp_path):
+    """A fresh redis-server of this test's own, on a free port."""
+    (tmp_path / "redis").mkdir()
+    server = RedisServer(tmp_path / "redis").start()
+    yield server
+    server.cleanup()
+
+
+@pytest.fixture
+def redis_client(redis_server):
+    client = redis_server.client()
+    yield client
+    client.close()

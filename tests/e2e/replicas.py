@@ -1,0 +1,139 @@
+"""Real ``scheduler run`` processes for end-to-end tests, and ways to read back what they did."""
+
+from __future__ import annotations
+
+import os
+import signal
+import subprocess
+import sys
+import textwrap
+from collections import Counter
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import redis
+
+from redis_server import wait_for
+
+SCHEDULER = Path(sys.executable).parent / "scheduler"
+PREFIX = "{scheduler}"
+FAST_SETTINGS = {
+    "SCHEDULER_LEASE_TTL": "2s",
+    "SCHEDULER_RETRY_INTERVAL": "0.2s",
+    "SCHEDULER_RELOAD_INTERVAL": "0.3s",
+}
+
+
+def write_table(directory: Path, text: str) -> Path:
+    path = directory / "schedules.toml"
+    path.write_text(textwrap.dedent(text))
+    return path
+
+
+@dataclass
+class Replica:
+    name: str
+    config: Path
+    redis_url: str
+    log: Path
+    settings: dict[str, str] = field(default_factory=dict)
+    process: subprocess.Popen | None = None
+
+    def start(self) -> "Replica":
+        env = {k: v for k, v in os.environ.items() if not k.startswith("SCHEDULER_")}
+        env.update(FAST_SETTINGS)
+        env.update(self.settings)
+        env.update({"SCHEDULER_REDIS_URL": self.redis_url, "SCHEDULER_REPLICA_ID": self.name})
+        with self.log.open("ab") as sink:
+            self.process = subprocess.Popen(
+                [str(SCHEDULER), "run", "--config", str(self.config)],
+                cwd=self.config.parent, env=env, stdout=sink, stderr=sink,
+            )
+        return self
+
+    @property
+    def pid(self) -> int:
+        assert self.process is not None
+        return self.process.pid
+
+    def signal(self, number: int) -> None:
+        os.kill(self.pid, number)
+
+    def wait(self, timeout: float = 10) -> int:
+        assert self.process is not None
+        return self.process.wait(timeout)
+
+    @property
+    def alive(self) -> bool:
+        return self.process is not None and self.process.poll() is None
+
+    def output(self) -> str:
+        return self.log.read_text(errors="replace") if self.log.exists() else ""
+
+    def stop(self) -> None:
+        if self.alive:
+            self.signal(signal.SIGCONT)
+            self.signal(signal.SIGTERM)
+            try:
+                self.wait(10)
+            except subprocess.TimeoutExpired:
+                self.process.kill()
+                self.wait()
+
+
+class Cluster:
+    """Replicas of one table sharing one Redis, named r1, r2, ..."""
+
+    def __init__(self, directory: Path, config: Path, redis_url: str, **settings: str) -> None:
+        self.directory = directory
+        self.config = config
+        self.redis_url = redis_url
+        self.settings = settings
+        self.replicas: dict[str, Replica] = {}
+        self.client = redis.Redis.from_url(redis_url, socket_timeout=5)
+
+    def start(self, name: str) -> Replica:
+        replica = Replica(name, self.config, self.redis_url, self.directory / f"{name}.log", dict(self.settings))
+        self.replicas[name] = replica.start()
+        return replica
+
+    def holder(self) -> tuple[int, str] | None:
+        """(epoch, replica) of the lease in Redis, or None."""
+        try:
+            value = self.client.get(f"{PREFIX}:lease")
+        except redis.RedisError:
+            return None
+        if not value:
+            return None
+        epoch, _, name = value.decode().partition(":")
+        return int(epoch), name
+
+    def leader(self, timeout: float = 10, other_than: str | None = None) -> Replica:
+        def current() -> Replica | None:
+            held = self.holder()
+            if held and held[1] != other_than and held[1] in self.replicas:
+                return self.replicas[held[1]]
+            return None
+
+        return wait_for(current, timeout, message=f"a leader other than {other_than}")
+
+    def stop_all(self) -> None:
+        for replica in self.replicas.values():
+            replica.stop()
+
+    def stream(self, queue: str = "default") -> list[dict[str, str]]:
+        entries = self.client.xrange(f"{PREFIX}:queue:{queue}")
+        return [
+            {"_id": entry_id.decode(), **{k.decode(): v.decode() for k, v in fields.items()}}
+            for entry_id, fields in entries
+        ]
+
+    def firing_counts(self, queue: str = "default") -> Counter:
+        return Counter(message["firing_id"] for message in self.stream(queue))
+
+    def watermark(self, track: str) -> int | None:
+        value = self.client.get(f"{PREFIX}:watermark:{track}")
+        return int(value) if value else None
+
+    def pending(self, queue: str = "default") -> int:
+        return self.client.zcard(f"{PREFIX}:pending:{queue}")

@@ -1,0 +1,245 @@
+"""Real `scheduler run` replicas against a real redis-server: election, fencing, failover, reload."""
+
+from __future__ import annotations
+
+import signal
+import time
+from datetime import UTC, datetime
+
+import pytest
+from replicas import PREFIX, Cluster, write_table
+
+from redis_server import wait_for
+
+pytestmark = pytest.mark.e2e
+
+TENANTS = [f"t{n:02d}" for n in range(50)]
+EVERY_SECOND = f"""
+[tenants]
+fifty = {TENANTS!r}
+
+[[schedule]]
+name = "tick"
+every = "1s"
+tenants = "fifty"
+job = "Tick"
+"""
+
+
+def ticks_in(cluster: Cluster) -> set[str]:
+    return {message["tick"] for message in cluster.stream()}
+
+
+def wait_for_new_ticks(cluster: Cluster, count: int, timeout: float = 15) -> None:
+    before = ticks_in(cluster)
+    wait_for(lambda: len(ticks_in(cluster) - before) >= count, timeout, message=f"{count} new ticks in the stream")
+
+
+def stream_ms(entry_id: str) -> int:
+    return int(entry_id.split("-")[0])
+
+
+def redis_ms(cluster: Cluster) -> int:
+    seconds, micros = cluster.client.time()
+    return seconds * 1000 + micros // 1000
+
+
+def assert_each_once(cluster: Cluster) -> None:
+    counts = cluster.firing_counts()
+    doubled = {firing: n for firing, n in counts.items() if n > 1}
+    assert not doubled, f"firings enqueued more than once: {sorted(doubled)[:10]}"
+
+
+def test_three_replicas_elect_one_leader_and_only_it_enqueues(tmp_path, make_cluster):
+    cluster = make_cluster(write_table(tmp_path, EVERY_SECOND))
+    for name in ("r1", "r2", "r3"):
+        cluster.start(name)
+    leader = cluster.leader()
+    wait_for_new_ticks(cluster, 3)
+    epoch = cluster.holder()[0]
+
+    assert {message["epoch"] for message in cluster.stream()} == {str(epoch)}
+    acquired = [name for name, replica in cluster.replicas.items() if "acquired the lease" in replica.output()]
+    assert acquired == [leader.name]
+    for name, replica in cluster.replicas.items():
+        if name != leader.name:
+            assert wait_for(lambda r=replica: "standing by" in r.output(), message=f"{name} standing by")
+    assert_each_once(cluster)
+
+
+def test_sigterm_hands_the_lease_over_in_under_a_second(tmp_path, make_cluster):
+    cluster = make_cluster(write_table(tmp_path, EVERY_SECOND))
+    first = cluster.start("r1")
+    cluster.leader()
+    second = cluster.start("r2")
+    wait_for(lambda: "standing by" in second.output(), message="r2 standing by")
+
+    started = time.monotonic()
+    first.signal(signal.SIGTERM)
+    cluster.leader(timeout=5, other_than="r1")
+    handover = time.monotonic() - started
+
+    assert first.wait(timeout=2) == 0
+    assert handover < 1.0, f"hand-over took {handover:.3f}s"
+    assert "released the lease" in first.output()
+    wait_for_new_ticks(cluster, 2)
+    assert_each_once(cluster)
+
+
+def test_a_leader_paused_past_its_ttl_writes_nothing_after_it_resumes(tmp_path, make_cluster):
+    cluster = make_cluster(write_table(tmp_path, EVERY_SECOND))
+    paused = cluster.start("r1")
+    old_epoch = cluster.leader()
+    old_epoch = cluster.holder()[0]
+    cluster.start("r2")
+    wait_for_new_ticks(cluster, 2)
+
+    paused.signal(signal.SIGSTOP)
+    cluster.leader(timeout=10, other_than="r1")
+    wait_for_new_ticks(cluster, 2)
+    resumed_at = redis_ms(cluster)
+    paused.signal(signal.SIGCONT)
+    wait_for(lambda: "lost the lease" in paused.output(), message="the paused leader to step down")
+    wait_for_new_ticks(cluster, 2)
+
+    late_writes = [m for m in cluster.stream() if m["epoch"] == str(old_epoch) and stream_ms(m["_id"]) >= resumed_at]
+    assert late_writes == []
+    assert cluster.holder()[1] == "r2"
+    assert_each_once(cluster)
+
+
+def test_killing_the_leader_while_firings_wait_out_their_jitter_loses_none(tmp_path, make_cluster):
+    config = write_table(tmp_path, f"""
+        [[schedule]]
+        name = "spread"
+        every = "10s"
+        jitter = "8s"
+        tenants = {[f"c{n}" for n in range(20)]!r}
+        job = "Spread"
+    """)
+    cluster = make_cluster(config)
+    leader = cluster.start("r1")
+    cluster.leader()
+    cluster.start("r2")
+    wait_for(lambda: cluster.pending() >= 5, timeout=20, message="firings waiting out their jitter")
+    waiting = {member.decode() for member in cluster.client.zrange(f"{PREFIX}:pending:default", 0, -1)}
+
+    leader.signal(signal.SIGKILL)
+    cluster.leader(timeout=10, other_than="r1")
+    wait_for(lambda: waiting <= set(cluster.firing_counts()), timeout=15, message="every waiting firing delivered")
+
+    counts = cluster.firing_counts()
+    assert all(counts[firing] == 1 for firing in waiting)
+    assert_each_once(cluster)
+
+
+def test_a_broken_table_on_reload_keeps_the_last_good_one(tmp_path, make_cluster):
+    config = write_table(tmp_path, EVERY_SECOND)
+    cluster = make_cluster(config)
+    replica = cluster.start("r1")
+    cluster.leader()
+    wait_for_new_ticks(cluster, 2)
+    good = cluster.client.hget(f"{PREFIX}:table", "fingerprint")
+
+    config.write_text(EVERY_SECOND.replace('every = "1s"', 'cron = "61 * * * *"'))
+    wait_for(lambda: "is broken; still running the last good table" in replica.output(), message="the reload error")
+    wait_for_new_ticks(cluster, 2)
+    assert "minute 61 is out of range 0-59" in replica.output()
+    assert cluster.client.hget(f"{PREFIX}:table", "fingerprint") == good
+
+    config.write_text(EVERY_SECOND + '\n[[schedule]]\nname = "added"\nevery = "1s"\njob = "Added"\n')
+    wait_for(lambda: any(m["schedule"] == "added" for m in cluster.stream()), message="the added schedule firing")
+    assert cluster.client.hget(f"{PREFIX}:table", "fingerprint") != good
+    assert replica.alive
+    assert_each_once(cluster)
+
+
+def test_redis_restarting_under_running_replicas_neither_crashes_nor_doubles(tmp_path, make_cluster, redis_server):
+    cluster = make_cluster(write_table(tmp_path, EVERY_SECOND))
+    for name in ("r1", "r2"):
+        cluster.start(name)
+    cluster.leader()
+    wait_for_new_ticks(cluster, 2)
+
+    redis_server.stop()
+    wait_for(lambda: any("Redis is unreachable" in r.output() for r in cluster.replicas.values()),
+             message="a replica noticing Redis is gone")
+    redis_server.start()
+    cluster.leader(timeout=15)
+    wait_for_new_ticks(cluster, 3)
+
+    for replica in cluster.replicas.values():
+        assert replica.alive
+        assert "Traceback" not in replica.output()
+        assert replica.output().count("Redis is unreachable") <= 2
+    assert_each_once(cluster)
+
+
+def test_a_100k_member_redis_tenant_set_fans_out_once_per_tenant(tmp_path, make_cluster):
+    config = write_table(tmp_path, """
+        [tenants]
+        everyone = { redis_set = "tenants:everyone" }
+
+        [[schedule]]
+        name = "wide"
+        every = "20s"
+        tenants = "everyone"
+        job = "Wide"
+    """)
+    cluster = make_cluster(config)
+    members = [f"tenant-{n}" for n in range(100_000)]
+    for start in range(0, len(members), 10_000):
+        cluster.client.sadd("tenants:everyone", *members[start : start + 10_000])
+    cluster.start("r1")
+    cluster.leader()
+
+    wait_for(lambda: cluster.client.xlen(f"{PREFIX}:queue:default") >= 100_000, timeout=60,
+             message="one tick of 100,000 firings")
+    counts = cluster.firing_counts()
+    first_tick = min(message_tick for message_tick in ticks_in(cluster))
+    of_first = {firing for firing in counts if firing.endswith(first_tick)}
+    assert len(of_first) == 100_000
+    assert_each_once(cluster)
+
+
+def test_three_replicas_survive_kill_term_and_stop_with_every_firing_exactly_once(tmp_path, make_cluster):
+    """The issue's acceptance run: 60 s, every = 1s over 50 tenants, the leader killed in turn."""
+    cluster = make_cluster(write_table(tmp_path, EVERY_SECOND.replace('job = "Tick"', 'job = "Tick"\njitter = "800ms"')))
+    for name in ("r1", "r2", "r3"):
+        cluster.start(name)
+    cluster.leader()
+    deadline = time.monotonic() + 60
+    faults = [signal.SIGKILL, signal.SIGTERM, signal.SIGSTOP]
+    turn = 0
+    while time.monotonic() < deadline:
+        wait_for_new_ticks(cluster, 4)
+        victim = cluster.leader()
+        fault = faults[turn % len(faults)]
+        victim.signal(fault)
+        cluster.leader(timeout=10, other_than=victim.name)
+        if fault == signal.SIGSTOP:
+            wait_for_new_ticks(cluster, 2)
+            victim.signal(signal.SIGCONT)
+            wait_for(lambda: "lost the lease" in victim.output(), message=f"{victim.name} stepping down")
+        else:
+            assert victim.wait(timeout=5) in (0, -signal.SIGKILL)
+            cluster.start(victim.name)
+        turn += 1
+    cluster.stop_all()
+
+    watermark = cluster.watermark("tick")
+    delivered = cluster.firing_counts()
+    pending = {m.decode() for m in cluster.client.zrange(f"{PREFIX}:pending:default", 0, -1)}
+    first = min(datetime.strptime(message["tick"], "%Y-%m-%dT%H:%M:%SZ").replace(tzinfo=UTC)
+                for message in cluster.stream())
+    first_s, last_s = int(first.timestamp()), watermark // 1000
+    expected = {
+        f"tick/{tenant}/{datetime.fromtimestamp(second, UTC):%Y-%m-%dT%H:%M:%SZ}"
+        for second in range(first_s, last_s + 1)
+        for tenant in TENANTS
+    }
+    assert turn >= 3
+    assert last_s - first_s >= 50
+    assert {f for f, n in delivered.items() if n > 1} == set()
+    assert set(delivered) & pending == set()
+    assert set(delivered) | pending == expected
