@@ -28,12 +28,13 @@ from apscheduler.triggers.date import DateTrigger
 from apscheduler.triggers.interval import IntervalTrigger
 from loguru import logger
 
+from scheduler.clock.firing import format_instant, format_tick
 from scheduler.clock.planner import Fanout
 from scheduler.errors import NotLeader, RedisUnavailable, TableError
 from scheduler.lease import Change, Lease
 from scheduler.replica.tracks import TrackState, build_tracks
 from scheduler.settings import Settings
-from scheduler.store.state import CHUNK, Store
+from scheduler.store.state import CHUNK, Acceptance, Store
 from scheduler.table import InlineTenants, Table, load_table
 
 Clock = Callable[[], datetime]
@@ -80,17 +81,17 @@ class Replica:
     def stop(self) -> None:
         """Stop new work, let the running script call finish, release the lease."""
         self.stopping.set()
-        if self._listener is not None:
-            # The listener closes its pub/sub connection itself; closing it from here could hand a
-            # connection still in subscribe mode back to the pool that the release below uses.
-            self._listener.stop()
-            self._listener.join(timeout=1)
         self.timers.shutdown(wait=True)
         try:
             if self.lease.release() is Change.RELEASED:
                 logger.info("released the lease of epoch {}", self.lease.epoch)
         except RedisUnavailable as error:
             logger.warning("could not release the lease ({}); it expires by itself", error)
+        if self._listener is not None:
+            # Stopped, not closed from here: the listener closes its own pub/sub connection, so no
+            # connection still in subscribe mode goes back to the pool.
+            self._listener.stop()
+            self._listener.join(timeout=1)
         logger.info("replica {} stopped", self.lease.replica_id)
 
     def request_reload(self) -> None:
@@ -227,22 +228,26 @@ class Replica:
         schedule = state.track.schedule
         watermark = self.store.watermark(state.key)
         ttl = state.watermark_ttl(now)
-        accepted = skipped = 0
+        total, skipped, ticks = Acceptance(), 0, []
         for tenant_ids, last in state.batches(self.store.client):
             if self.stopping.is_set() or not self.lease.held:
                 return
             plan = Fanout(state.track, tenant_ids).catch_up(watermark, now)
             result = self.store.accept(token, schedule, state.key, plan.ticks, now,
                                        plan.watermark if last else None, ttl)
-            accepted += result.delivered + result.pending
+            total.merge(result)
             skipped += plan.skipped
+            ticks = plan.ticks
         if watermark is None:
-            logger.info("schedule {}: first seen, starting after {}", state.key, now.isoformat())
+            logger.info("schedule {}: first seen, starting after {}", state.key, format_instant(now))
         elif skipped:
             logger.warning("schedule {}: catch-up policy {!r} skipped {} late firings", state.key,
                            schedule.catchup.value, skipped)
-        if accepted:
-            logger.debug("schedule {}: accepted {} firings", state.key, accepted)
+        if ticks:
+            span = format_tick(ticks[0].tick) + (f" .. {format_tick(ticks[-1].tick)}" if len(ticks) > 1 else "")
+            logger.info("schedule {}: tick {}: {} enqueued, {} waiting out their jitter{}", state.key, span,
+                        total.delivered, total.pending,
+                        f", {total.duplicates} already accepted before" if total.duplicates else "")
         state.due = state.next_due(max(now, plan.watermark))
 
     def _deliver_pending(self, token: str) -> datetime | None:
