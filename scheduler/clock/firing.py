@@ -2,19 +2,37 @@
 
 from __future__ import annotations
 
+import time
 from dataclasses import dataclass
+from functools import lru_cache
 from datetime import UTC, datetime
+
+
+EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
+
+
+@lru_cache(maxsize=8192)
+def _utc_second(epoch_second: int) -> str:
+    # A tick's firings share a few hundred distinct seconds at most (its jitter window), so
+    # formatting each second once keeps a 100,000-tenant tick from calling strftime 100,000 times.
+    return time.strftime("%Y-%m-%dT%H:%M:%S", time.gmtime(epoch_second))
+
+
+def _since_epoch(instant: datetime) -> tuple[int, int]:
+    """Whole seconds and milliseconds since the Unix epoch, exactly (no float rounding)."""
+    delta = instant - EPOCH
+    return delta.days * 86_400 + delta.seconds, delta.microseconds // 1000
 
 
 def format_tick(instant: datetime) -> str:
     """A tick as it appears in firing ids: ``YYYY-MM-DDTHH:MM:SSZ`` in UTC."""
-    return instant.astimezone(UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
+    return _utc_second(_since_epoch(instant)[0]) + "Z"
 
 
 def format_instant(instant: datetime) -> str:
     """Any instant in ISO 8601 UTC with ``Z``, to the millisecond: ``2026-11-22T03:04:05.123Z``."""
-    utc = instant.astimezone(UTC)
-    return utc.strftime("%Y-%m-%dT%H:%M:%S.") + f"{utc.microsecond // 1000:03d}Z"
+    seconds, millis = _since_epoch(instant)
+    return f"{_utc_second(seconds)}.{millis:03d}Z"
 
 
 def firing_id(schedule: str, tenant: str, tick: datetime) -> str:
