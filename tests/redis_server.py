@@ -51,6 +51,7 @@ class RedisServer:
 
     def start(self) -> "RedisServer":
         # Keep data across restarts (appendonly, fsync always) so a restart tests recovery, not loss.
+        self.directory.mkdir(parents=True, exist_ok=True)
         self.process = subprocess.Popen(
             [
                 self.binary, "--port", str(self.port), "--bind", "127.0.0.1", "--dir", str(self.directory),

@@ -1,0 +1,138 @@
+"""Figures for `scheduler run`: fan-out, lateness and SIGTERM hand-over, with real processes.
+
+Run by hand (not part of the test suite):  .venv/bin/python bench/bench_replica.py
+
+* fan-out: one `every = "10s"` schedule over a 100,000-member Redis tenant set; how long after the
+  tick the first and the last of its 100,000 firings are in the stream;
+* lateness: `every = "1s"` over 50 tenants with `jitter = "800ms"` for 30 s; for each firing, when
+  it reached the stream (the stream entry id is Redis's own clock, in ms) minus its enqueue_at;
+* hand-over: two replicas; SIGTERM the leader and time until the other one holds the lease.
+
+Each scenario starts its own redis-server on a free port.
+"""
+
+from __future__ import annotations
+
+import signal
+import statistics
+import sys
+import tempfile
+import time
+from datetime import datetime
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parent.parent
+sys.path[:0] = [str(ROOT / "tests"), str(ROOT / "tests" / "e2e")]
+
+from redis_server import RedisServer, wait_for  # noqa: E402
+from replicas import PREFIX, Cluster, write_table  # noqa: E402
+
+HANDOVERS = 10
+
+
+def _ms(iso: str) -> int:
+    return int(datetime.fromisoformat(iso.replace("Z", "+00:00")).timestamp() * 1000)
+
+
+def _percentile(values: list[float], fraction: float) -> float:
+    ordered = sorted(values)
+    return ordered[min(len(ordered) - 1, int(fraction * len(ordered)))]
+
+
+def _cluster(directory: Path, server: RedisServer, table: str) -> Cluster:
+    return Cluster(directory, write_table(directory, table), server.url)
+
+
+def fan_out(directory: Path, server: RedisServer) -> str:
+    cluster = _cluster(directory, server, """
+        [tenants]
+        everyone = { redis_set = "tenants:everyone" }
+
+        [[schedule]]
+        name = "wide"
+        every = "10s"
+        tenants = "everyone"
+        job = "Wide"
+    """)
+    members = [f"tenant-{n}" for n in range(100_000)]
+    for start in range(0, len(members), 10_000):
+        cluster.client.sadd("tenants:everyone", *members[start : start + 10_000])
+    try:
+        cluster.start("r1")
+        stream = f"{PREFIX}:queue:default"
+        wait_for(lambda: cluster.client.xlen(stream) >= 100_000, timeout=60, message="100,000 firings")
+        first = cluster.client.xrange(stream, count=1)[0]
+        last = cluster.client.xrevrange(stream, count=1)[0]
+        tick = _ms(first[1][b"tick"].decode())
+        first_ms = int(first[0].decode().split("-")[0]) - tick
+        last_ms = int(last[0].decode().split("-")[0]) - tick
+        return f"fan-out: 100,000 tenants, first firing in the stream {first_ms} ms after the tick, last {last_ms} ms"
+    finally:
+        cluster.stop_all()
+
+
+def lateness(directory: Path, server: RedisServer) -> str:
+    tenants = [f"t{n:02d}" for n in range(50)]
+    cluster = _cluster(directory, server, f"""
+        [[schedule]]
+        name = "tick"
+        every = "1s"
+        tenants = {tenants!r}
+        job = "Tick"
+        jitter = "800ms"
+    """)
+    try:
+        cluster.start("r1")
+        cluster.leader()
+        time.sleep(30)  # the measurement window itself, not synchronisation
+    finally:
+        cluster.stop_all()
+    late = [int(m["_id"].split("-")[0]) - _ms(m["enqueue_at"]) for m in cluster.stream()]
+    return (
+        f"lateness: {len(late)} firings over 30 s, stream time minus enqueue_at: p50 {_percentile(late, 0.5)} ms, "
+        f"p99 {_percentile(late, 0.99)} ms, max {max(late)} ms, min {min(late)} ms"
+    )
+
+
+def hand_over(directory: Path, server: RedisServer) -> str:
+    cluster = _cluster(directory, server, """
+        [[schedule]]
+        name = "beat"
+        every = "1s"
+        job = "Beat"
+    """)
+    timings = []
+    try:
+        for name in ("r1", "r2"):
+            cluster.start(name)
+        for round_ in range(HANDOVERS):
+            leader = cluster.leader()
+            wait_for(lambda: sum(r.alive for r in cluster.replicas.values()) == 2, message="two replicas")
+            started = time.monotonic()
+            leader.signal(signal.SIGTERM)
+            wait_for(lambda: (held := cluster.holder()) and held[1] != leader.name, timeout=15, interval=0.001,
+                     message="the other replica holding the lease")
+            timings.append((time.monotonic() - started) * 1000)
+            leader.wait()
+            cluster.start(leader.name)
+            wait_for(lambda r=cluster.replicas[leader.name]: "standing by" in r.output(), message="standby")
+    finally:
+        cluster.stop_all()
+    return (
+        f"hand-over on SIGTERM ({HANDOVERS} rounds): median {statistics.median(timings):.0f} ms, "
+        f"max {max(timings):.0f} ms"
+    )
+
+
+def main() -> None:
+    for scenario in (fan_out, lateness, hand_over):
+        with tempfile.TemporaryDirectory() as directory:
+            server = RedisServer(Path(directory) / "redis").start()
+            try:
+                print(scenario(Path(directory), server), flush=True)
+            finally:
+                server.cleanup()
+
+
+if __name__ == "__main__":
+    main()
