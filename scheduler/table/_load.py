@@ -296,7 +296,11 @@ def _parse_cron(value: Any) -> Cron:
 
 
 def _parse_every(value: Any) -> Every:
-    return Every(parse_duration(_string(value)))
+    period = parse_duration(_string(value))
+    if period % timedelta(seconds=1):
+        # Ticks appear in firing ids to the second; two ticks in one second would share an id.
+        raise ValueError("must be a whole number of seconds (ticks are named to the second)")
+    return Every(period)
 
 
 def _parse_duration(value: Any) -> timedelta:
