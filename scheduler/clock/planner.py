@@ -110,8 +110,9 @@ class Fanout:
             return Plan(key, [], watermark=now)
         schedule, zone = self.track.schedule, self.track.zone
         cadence = schedule.cadence
-        # Ticks up to `cutoff` are late for every tenant (offsets are below the jitter).
-        cutoff = now - schedule.jitter - schedule.misfire_grace
+        # Ticks up to `cutoff` are late for every tenant: offsets are below the jitter, and late means
+        # *more* than misfire_grace after enqueue_at, so a tick exactly at the grace is not.
+        cutoff = now - schedule.jitter - schedule.misfire_grace - _EPSILON
         if schedule.catchup is CatchUp.LATEST:
             _, last = _count_and_last(cadence, zone, watermark, cutoff)
             bulk_end = last - _EPSILON if last else watermark
