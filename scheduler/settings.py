@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import math
 import os
 import socket
 from datetime import timedelta
@@ -35,9 +36,22 @@ class Settings(BaseSettings):
         if isinstance(value, str):
             text = value.strip()
             try:
-                return timedelta(seconds=float(text))
+                seconds = float(text)
             except ValueError:
                 return parse_duration(text)
+            if not math.isfinite(seconds):
+                raise ValueError('must be a number of seconds or a duration like "10s"')
+            try:
+                return timedelta(seconds=seconds)
+            except OverflowError:
+                raise ValueError("is too long") from None
+        return value
+
+    @field_validator("lease_ttl", "retry_interval", "reload_interval")
+    @classmethod
+    def _positive(cls, value: timedelta) -> timedelta:
+        if value <= timedelta(0):
+            raise ValueError("must be longer than zero")
         return value
 
     @field_validator("key_prefix")
@@ -92,6 +106,5 @@ def redact_url(url: str) -> str:
     if parts.password is None:
         return url
     user = parts.username or ""
-    host = parts.hostname or ""
-    port = f":{parts.port}" if parts.port else ""
-    return urlunsplit(parts._replace(netloc=f"{user}:***@{host}{port}"))
+    host = parts.netloc.rpartition("@")[2]  # as written: keeps IPv6 brackets, case and port
+    return urlunsplit(parts._replace(netloc=f"{user}:***@{host}"))
