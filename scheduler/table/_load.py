@@ -223,7 +223,7 @@ def _build_schedule(
         before("timezone", "timezone 'tenant' needs tenants to take their zones from")
     jitter = fields.get("jitter", timedelta(0))
     if jitter and cadence is not None:
-        interval = shortest_interval(cadence, zone if isinstance(zone, ZoneInfo) else UTC_ZONE, _REFERENCE)
+        interval = min(shortest_interval(cadence, z, _REFERENCE) for z in _zones_of(zone, tenants, defaults))
         if jitter >= interval:
             before(
                 "jitter",
@@ -247,6 +247,17 @@ def _build_schedule(
         catchup_window=fields.get("catchup_window", timedelta(hours=24)),
         misfire_grace=fields.get("misfire_grace", timedelta(seconds=60)),
     )
+
+
+def _zones_of(zone: Any, tenants: Any, defaults: dict[str, Any]) -> set[ZoneInfo]:
+    """The zones a schedule's ticks are computed in: its own, or for "tenant" each tenant's (or the default)."""
+    if isinstance(zone, ZoneInfo):
+        return {zone}
+    default = defaults.get("timezone")
+    zones = {default if isinstance(default, ZoneInfo) else UTC_ZONE}
+    if isinstance(tenants, InlineTenants):
+        zones |= {tenant.zone for tenant in tenants.tenants if tenant.zone is not None}
+    return zones
 
 
 class _Counter:
