@@ -1,0 +1,179 @@
+"""Settings from SCHEDULER_* variables: defaults, overrides, errors naming the variable, no leaked password."""
+
+from __future__ import annotations
+
+import os
+from datetime import timedelta
+
+import pytest
+
+from scheduler.errors import SchedulerError, SettingsError
+from scheduler.settings import load_settings, redact_url
+
+PASSWORD = "hunter2-s3cret"
+URL = f"redis://admin:{PASSWORD}@redis.internal:6380/0"
+
+
+@pytest.fixture(autouse=True)
+def clean_environment(monkeypatch):
+    """No SCHEDULER_* or ECS variable from the machine running the tests leaks in."""
+    for name in list(os.environ):
+        if name.startswith("SCHEDULER_") or name.startswith("ECS_CONTAINER_METADATA_URI"):
+            monkeypatch.delenv(name)
+
+
+def test_defaults():
+    settings = load_settings()
+    assert settings.lease_ttl == timedelta(seconds=10)
+    assert settings.retry_interval == timedelta(seconds=1)
+    assert settings.reload_interval == timedelta(seconds=2)
+    assert settings.key_prefix == "{scheduler}"
+    assert settings.redis_url is None
+
+
+@pytest.mark.parametrize(
+    ("variable", "value", "field", "expected"),
+    [
+        pytest.param("SCHEDULER_LEASE_TTL", "10s", "lease_ttl", timedelta(seconds=10), id="lease-ttl-duration"),
+        pytest.param("SCHEDULER_LEASE_TTL", "2.5", "lease_ttl", timedelta(seconds=2.5), id="lease-ttl-plain-seconds"),
+        pytest.param("SCHEDULER_LEASE_TTL", "1m30s", "lease_ttl", timedelta(seconds=90), id="lease-ttl-compound"),
+        pytest.param("SCHEDULER_LEASE_TTL", " 15 ", "lease_ttl", timedelta(seconds=15), id="lease-ttl-padded-integer"),
+        pytest.param("SCHEDULER_RETRY_INTERVAL", "250ms", "retry_interval", timedelta(milliseconds=250), id="retry-ms"),
+        pytest.param("SCHEDULER_RETRY_INTERVAL", "0.5", "retry_interval", timedelta(milliseconds=500), id="retry-plain"),
+        pytest.param("SCHEDULER_RELOAD_INTERVAL", "5s", "reload_interval", timedelta(seconds=5), id="reload-interval"),
+        pytest.param("SCHEDULER_KEY_PREFIX", "app:{jobs}", "key_prefix", "app:{jobs}", id="key-prefix-with-hash-tag"),
+        pytest.param("SCHEDULER_REPLICA_ID", "replica-a", "replica_id", "replica-a", id="replica-id"),
+        pytest.param("SCHEDULER_LOG_JSON", "true", "log_json", True, id="log-json"),
+    ],
+)
+def test_environment_overrides(monkeypatch, variable, value, field, expected):
+    monkeypatch.setenv(variable, value)
+    assert getattr(load_settings(), field) == expected
+
+
+def test_redis_url_is_a_secret(monkeypatch):
+    monkeypatch.setenv("SCHEDULER_REDIS_URL", URL)
+    settings = load_settings()
+    assert settings.redis_url.get_secret_value() == URL
+    assert PASSWORD not in repr(settings)
+    assert PASSWORD not in str(settings)
+
+
+@pytest.mark.parametrize(
+    ("variable", "value", "reason"),
+    [
+        pytest.param("SCHEDULER_LEASE_TTL", "soon", "is not a duration", id="lease-ttl-word"),
+        pytest.param("SCHEDULER_LEASE_TTL", "0s", "must be longer than zero", id="lease-ttl-zero-duration"),
+        pytest.param("SCHEDULER_LEASE_TTL", "", "is not a duration", id="lease-ttl-empty"),
+        pytest.param("SCHEDULER_RETRY_INTERVAL", "5x", "is not a duration", id="retry-interval-bad-unit"),
+        pytest.param("SCHEDULER_RELOAD_INTERVAL", "-2s", "is not a duration", id="reload-interval-negative-duration"),
+        pytest.param("SCHEDULER_KEY_PREFIX", "scheduler", "exactly one {hash tag}", id="key-prefix-without-hash-tag"),
+        pytest.param("SCHEDULER_KEY_PREFIX", "{a}{b}", "exactly one {hash tag}", id="key-prefix-two-hash-tags"),
+        pytest.param("SCHEDULER_KEY_PREFIX", "}a{", "exactly one {hash tag}", id="key-prefix-reversed-braces"),
+        pytest.param("SCHEDULER_LOG_JSON", "maybe", "valid boolean", id="log-json-not-a-boolean"),
+    ],
+)
+def test_a_bad_value_names_its_variable(monkeypatch, variable, value, reason):
+    monkeypatch.setenv(variable, value)
+    with pytest.raises(SettingsError) as raised:
+        load_settings()
+    message = str(raised.value)
+    assert message.startswith(f"{variable}: ")
+    assert reason in message
+    assert "Value error" not in message
+
+
+def test_every_bad_variable_is_named_at_once(monkeypatch):
+    monkeypatch.setenv("SCHEDULER_LEASE_TTL", "soon")
+    monkeypatch.setenv("SCHEDULER_RETRY_INTERVAL", "later")
+    with pytest.raises(SettingsError) as raised:
+        load_settings()
+    assert "SCHEDULER_LEASE_TTL: " in str(raised.value)
+    assert "SCHEDULER_RETRY_INTERVAL: " in str(raised.value)
+
+
+def test_settings_error_is_a_scheduler_error():
+    assert issubclass(SettingsError, SchedulerError)
+
+
+@pytest.mark.parametrize(
+    ("variable", "value"),
+    [
+        pytest.param("SCHEDULER_LEASE_TTL", "never", id="bad-lease-ttl"),
+        pytest.param("SCHEDULER_KEY_PREFIX", "plain", id="bad-key-prefix"),
+        pytest.param("SCHEDULER_LOG_JSON", "perhaps", id="bad-boolean"),
+    ],
+)
+def test_the_redis_password_never_appears_in_a_settings_error(monkeypatch, variable, value):
+    monkeypatch.setenv("SCHEDULER_REDIS_URL", URL)
+    monkeypatch.setenv(variable, value)
+    with pytest.raises(SettingsError) as raised:
+        load_settings()
+    assert variable in str(raised.value)
+    assert PASSWORD not in str(raised.value)
+    assert PASSWORD not in repr(raised.value)
+
+
+# -- values refused only by accident (or not at all) ------------------------------------------------
+
+
+@pytest.mark.parametrize(
+    ("variable", "value"),
+    [
+        pytest.param("SCHEDULER_LEASE_TTL", "0", id="lease-ttl-zero"),
+        pytest.param("SCHEDULER_LEASE_TTL", "-1", id="lease-ttl-negative"),
+        pytest.param("SCHEDULER_RETRY_INTERVAL", "-0.5", id="retry-interval-negative"),
+    ],
+)
+def test_zero_or_negative_plain_seconds_are_refused(monkeypatch, variable, value):
+    monkeypatch.setenv(variable, value)
+    with pytest.raises(SettingsError, match=f"^{variable}: "):
+        load_settings()
+
+
+@pytest.mark.parametrize(
+    "value",
+    [pytest.param("inf", id="infinity"), pytest.param("1e20", id="too-large")],
+)
+def test_an_overflowing_number_is_a_settings_error(monkeypatch, value):
+    monkeypatch.setenv("SCHEDULER_LEASE_TTL", value)
+    with pytest.raises(SettingsError, match="^SCHEDULER_LEASE_TTL: "):
+        load_settings()
+
+
+# -- redact_url ---------------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize(
+    ("url", "expected"),
+    [
+        pytest.param(URL, "redis://admin:***@redis.internal:6380/0", id="user-and-password"),
+        pytest.param(f"redis://:{PASSWORD}@localhost", "redis://:***@localhost", id="password-only"),
+        pytest.param(
+            f"rediss://user:{PASSWORD}@cache.example.com:6379/1?ssl_cert_reqs=none",
+            "rediss://user:***@cache.example.com:6379/1?ssl_cert_reqs=none",
+            id="tls-with-query",
+        ),
+        pytest.param(
+            f"unix://:{PASSWORD}@/var/run/redis.sock?db=2", "unix://:***@/var/run/redis.sock?db=2", id="unix-socket"
+        ),
+        pytest.param("redis://p%40ss:x%3Ay@host:6379", "redis://p%40ss:***@host:6379", id="percent-encoded"),
+        pytest.param("redis://localhost:6379/0", "redis://localhost:6379/0", id="no-password-unchanged"),
+        pytest.param("redis://user@localhost:6379/0", "redis://user@localhost:6379/0", id="user-only-unchanged"),
+    ],
+)
+def test_redact_url(url, expected):
+    redacted = redact_url(url)
+    assert redacted == expected
+    assert PASSWORD not in redacted
+
+
+@pytest.mark.parametrize(
+    "password", [pytest.param("p@ss", id="at-sign"), pytest.param("pa:ss", id="colon"), pytest.param("x" * 100, id="long")]
+)
+def test_redact_url_hides_awkward_passwords(password):
+    assert password not in redact_url(f"redis://user:{password}@host:6379/0")
+
+
+def test_redact_url_keeps_an_ipv6_host_intact():
+    assert redact_url(f"redis://:{PASSWORD}@[::1]:6379/0") == "redis://:***@[::1]:6379/0"
