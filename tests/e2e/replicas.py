@@ -38,12 +38,14 @@ class Replica:
     log: Path
     settings: dict[str, str] = field(default_factory=dict)
     process: subprocess.Popen | None = None
+    log_offset: int = 0  # where this incarnation's output starts in the (shared, appended) log
 
     def start(self) -> "Replica":
         env = {k: v for k, v in os.environ.items() if not k.startswith("SCHEDULER_")}
         env.update(FAST_SETTINGS)
         env.update(self.settings)
         env.update({"SCHEDULER_REDIS_URL": self.redis_url, "SCHEDULER_REPLICA_ID": self.name})
+        self.log_offset = self.log.stat().st_size if self.log.exists() else 0
         with self.log.open("ab") as sink:
             self.process = subprocess.Popen(
                 [str(SCHEDULER), "run", "--config", str(self.config)],
@@ -68,7 +70,12 @@ class Replica:
         return self.process is not None and self.process.poll() is None
 
     def output(self) -> str:
-        return self.log.read_text(errors="replace") if self.log.exists() else ""
+        """What the current (or last) process wrote, not earlier incarnations of this replica."""
+        if not self.log.exists():
+            return ""
+        with self.log.open("rb") as log:
+            log.seek(self.log_offset)
+            return log.read().decode(errors="replace")
 
     def stop(self) -> None:
         if self.alive:
