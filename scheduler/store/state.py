@@ -161,7 +161,9 @@ class Store:
         for plan in ticks:
             tick_ms = _ms(plan.tick)
             keys = self._keys(track, tick_ms, queue)
-            common = [tick_ms, _ms(plan.tick + schedule.catchup_window + DEDUP_MARGIN), ttl, trim, queue,
+            # From `now`, not the tick: a late tick kept by the policy may be older than the window.
+            dedup_until = _ms(max(plan.tick, now) + schedule.catchup_window + DEDUP_MARGIN)
+            common = [tick_ms, dedup_until, ttl, trim, queue,
                       schedule.name, format_tick(plan.tick), schedule.job, schedule.args_json]
             chunks = [plan.firings[i : i + CHUNK] for i in range(0, len(plan.firings), CHUNK)] or [[]]
             for index, chunk in enumerate(chunks):

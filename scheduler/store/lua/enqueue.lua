@@ -14,7 +14,7 @@
 -- ARGV[3]  the tick in ms, or "" for a call that only advances the watermark
 -- ARGV[4]  "1" when this chunk finishes the tick: mark it done, drop its dedup set, advance
 -- ARGV[5]  the watermark to advance to when finishing, in ms ("" for none)
--- ARGV[6]  when the dedup set expires (unix ms): tick + catch-up window + 24 h
+-- ARGV[6]  when the dedup set expires (unix ms): max(tick, now) + catch-up window + 24 h
 -- ARGV[7]  the watermark's TTL in ms
 -- ARGV[8]  finished ticks older than this (unix ms) are forgotten
 -- ARGV[9]  the queue name
