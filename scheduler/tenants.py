@@ -25,14 +25,19 @@ def scan_redis_set(client: redis.Redis, key: str, batch: int = SCAN_BATCH) -> It
             cursor, members = client.sscan(key, cursor, count=batch)
             tenants = []
             for member in members:
-                tenant_id = member.decode("utf-8", errors="replace") if isinstance(member, bytes) else member
+                try:
+                    tenant_id = member.decode("utf-8") if isinstance(member, bytes) else member
+                except UnicodeDecodeError:
+                    logger.warning("redis set {!r}: skipping member {!r}: tenant id is not UTF-8", key, member[:80])
+                    continue
                 reason = unsafe_name(tenant_id)
                 if reason:
                     logger.warning("redis set {!r}: skipping member {!r}: tenant id {}", key, tenant_id[:80], reason)
                     continue
                 tenants.append(Tenant(tenant_id))
-            if tenants:
-                yield tenants
+            # COUNT is a hint: a small (intset) set comes back whole, a big one a few over COUNT.
+            for start in range(0, len(tenants), batch):
+                yield tenants[start : start + batch]
             if cursor == 0:
                 return
     except redis.RedisError as error:
