@@ -2,12 +2,14 @@
 
 from __future__ import annotations
 
+import os
 import signal
+import subprocess
 import time
 from datetime import UTC, datetime
 
 import pytest
-from replicas import PREFIX, Cluster, write_table
+from replicas import PREFIX, SCHEDULER, Cluster, write_table
 
 from redis_server import wait_for
 
@@ -243,3 +245,90 @@ def test_three_replicas_survive_kill_term_and_stop_with_every_firing_exactly_onc
     assert {f for f, n in delivered.items() if n > 1} == set()
     assert set(delivered) & pending == set()
     assert set(delivered) | pending == expected
+
+
+def test_sighup_rereads_the_table_at_once(tmp_path, make_cluster):
+    config = write_table(tmp_path, EVERY_SECOND)
+    cluster = make_cluster(config, SCHEDULER_RELOAD_INTERVAL="1h")
+    replica = cluster.start("r1")
+    cluster.leader()
+    wait_for_new_ticks(cluster, 1)
+
+    config.write_text(EVERY_SECOND + '\n[[schedule]]\nname = "added"\nevery = "1s"\njob = "Added"\n')
+    replica.signal(signal.SIGHUP)
+    wait_for(lambda: any(m["schedule"] == "added" for m in cluster.stream()), message="the added schedule firing")
+    assert "SIGHUP: re-reading" in replica.output()
+    assert replica.alive
+
+
+@pytest.mark.parametrize(
+    ("policy", "late_ticks"),
+    [pytest.param("none", 0, id="none"), pytest.param("latest", 1, id="latest"), pytest.param("all", None, id="all")],
+)
+def test_a_leader_after_an_outage_applies_the_catch_up_policy(tmp_path, make_cluster, policy, late_ticks):
+    config = write_table(tmp_path, f"""
+        [[schedule]]
+        name = "beat"
+        every = "1s"
+        tenants = ["a", "b"]
+        job = "Beat"
+        misfire_grace = "1s"
+        catchup = "{policy}"
+    """)
+    cluster = make_cluster(config)
+    first = cluster.start("r1")
+    cluster.leader()
+    wait_for_new_ticks(cluster, 2)
+    first.signal(signal.SIGKILL)
+    first.wait()
+    down = cluster.watermark("beat")
+    cluster.client.delete(f"{PREFIX}:lease")  # as if the TTL ran out: the outage is what is measured
+    wait_for(lambda: redis_ms(cluster) > down + 5_000, timeout=10, message="five seconds of outage")
+
+    second = cluster.start("r2")
+    wait_for(lambda: "schedule beat: tick" in second.output(), message="the new leader handling the backlog")
+    wait_for_new_ticks(cluster, 1)
+
+    def tick_ms(message: dict[str, str]) -> int:
+        return int(datetime.strptime(message["tick"], "%Y-%m-%dT%H:%M:%SZ").replace(tzinfo=UTC).timestamp() * 1000)
+
+    # A firing delivered more than misfire_grace after its enqueue_at was caught up, not on time.
+    late = {tick_ms(m) for m in cluster.stream() if stream_ms(m["_id"]) - tick_ms(m) > 1_000}
+    missed = set(range(down + 1_000, down + 5_000, 1_000))  # ticks nobody could handle on time
+    if late_ticks is None:
+        assert late >= missed
+        assert "skipped" not in second.output()
+    else:
+        assert len(late) == late_ticks
+        assert f"catch-up policy '{policy}' skipped" in second.output()
+    assert_each_once(cluster)
+
+
+def test_run_without_redis_url_uses_the_embedded_redis(tmp_path):
+    config = write_table(tmp_path, EVERY_SECOND)
+    env = {k: v for k, v in os.environ.items() if not k.startswith(("SCHEDULER_", "ECS_"))}
+    log = tmp_path / "embedded.log"
+    with log.open("wb") as sink:
+        process = subprocess.Popen([str(SCHEDULER), "run", "--config", str(config)], cwd=tmp_path, env=env,
+                                   stdout=sink, stderr=sink)
+    try:
+        wait_for(lambda: "schedule tick: tick" in log.read_text(), timeout=20, message="a tick on the embedded Redis")
+    finally:
+        process.send_signal(signal.SIGTERM)
+        code = process.wait(10)
+    output = log.read_text()
+    assert code == 0
+    assert "using the embedded Redis" in output and "one host only" in output
+    assert (tmp_path / ".scheduler").is_dir()
+
+
+def test_run_refuses_the_embedded_redis_on_ecs(tmp_path):
+    config = write_table(tmp_path, EVERY_SECOND)
+    env = {k: v for k, v in os.environ.items() if not k.startswith("SCHEDULER_")}
+    env["ECS_CONTAINER_METADATA_URI_V4"] = "http://169.254.170.2/v4/abc"
+    result = subprocess.run([str(SCHEDULER), "run", "--config", str(config)], cwd=tmp_path, env=env,
+                            capture_output=True, text=True, timeout=30)
+    assert result.returncode == 1
+    assert "SCHEDULER_REDIS_URL is not set" in result.stderr
+    assert "Traceback" not in result.stderr
+    assert not (tmp_path / ".scheduler").exists()
