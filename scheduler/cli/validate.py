@@ -28,7 +28,10 @@ def command(args: argparse.Namespace) -> int:
 def summary(table: Table, tenants: dict[str, list[Tenant] | None], now: datetime) -> str:
     """``schedules.toml: ok, 5 schedules, 9 tenants, 1,234 firings in the next 24 h (...)``."""
     selected, unresolved = fanouts(table, tenants)
-    firings = sum(len(plan.firings) for fanout in selected for plan in fanout.on_time(now, now + SUMMARY_WINDOW))
+    firings = sum(
+        fanout.track.schedule.cadence.count_between(now, now + SUMMARY_WINDOW, fanout.track.zone) * len(fanout.offsets)
+        for fanout in selected
+    )
     distinct = {tenant.id for members in tenants.values() if members for tenant in members}
     line = (
         f"{table.path}: ok, {len(table.schedules)} schedules, {len(distinct)} tenants, "

@@ -19,6 +19,7 @@ from __future__ import annotations
 import heapq
 from collections.abc import Iterator
 from dataclasses import dataclass
+from functools import lru_cache
 from datetime import UTC, datetime, timedelta
 from zoneinfo import ZoneInfo
 
@@ -29,6 +30,10 @@ FIELD_NAMES = ("minute", "hour", "day of month", "month", "day of week")
 FIELD_RANGES = ((0, 59), (0, 23), (1, 31), (1, 12), (0, 7))
 # How far before an instant the wall-clock scan starts, so a repeated hour is never half-seen.
 _FOLD_MARGIN = timedelta(hours=3)
+# How far ahead the jitter check looks for DST changes, and how many years of days it looks at for the
+# nearest two matching days (leap days included).
+DST_SCAN = timedelta(days=2 * 366)
+_DAY_SCAN_YEARS = 8
 
 
 @dataclass(frozen=True)
@@ -123,17 +128,67 @@ def next_tick(cadence: Cadence, zone: ZoneInfo, instant: datetime) -> datetime:
     return next(cadence.after(instant, zone))
 
 
-def shortest_interval(cadence: Cadence, zone: ZoneInfo, start: datetime, samples: int = 1000) -> timedelta:
-    """The shortest gap between consecutive ticks, from a sample of ``samples`` ticks after ``start``."""
+def shortest_interval(cadence: Cadence, zone: ZoneInfo, start: datetime) -> timedelta:
+    """The shortest real gap between consecutive ticks: exactly on the wall clock, and across each of
+    the zone's UTC offset changes in the DST_SCAN after ``start`` (a change can shorten a gap by up to
+    its own size: ``30 2,3 * * *`` fires at 03:00 and 03:30 on a spring-forward day)."""
     if isinstance(cadence, Every):
         return cadence.period
-    ticks = cadence.after(start, zone)
-    previous = next(ticks)
-    shortest = timedelta.max
-    for _, tick in zip(range(samples), ticks):
-        shortest = min(shortest, tick - previous)
-        previous = tick
+    return _shortest_cron(cadence.expression, zone, start)
+
+
+@lru_cache(maxsize=1024)
+def _shortest_cron(expression: str, zone: ZoneInfo, start: datetime) -> timedelta:
+    cron = Cron(expression)
+    wall = _wall_shortest(*cron.fields)
+    shortest = wall
+    for change, shift in _offset_changes(zone, start, start + DST_SCAN):
+        # Only ticks within a shift of the change move, and by at most the shift; a gap that could end
+        # up shorter than `wall` therefore lies within `wall + 2 * shift` of it (an hour more for safety).
+        reach = wall + 2 * shift + timedelta(hours=1)
+        ticks = list(ticks_between(cron, zone, change - reach, change + reach))
+        shortest = min([shortest, *(later - earlier for earlier, later in zip(ticks, ticks[1:]))])
     return shortest
+
+
+@lru_cache(maxsize=1024)
+def _wall_shortest(minute: str, hour: str, day: str, month: str, weekday: str) -> timedelta:
+    """The shortest gap between ticks on a wall clock without DST.
+
+    Every matching day has the same times of day, so the gap is the shortest of: two times on one day,
+    and the last time of a day to the first of the nearest next matching day.
+    """
+    minutes, hours = croniter(f"{minute} {hour} * * *").expanded[:2]
+    times = sorted(
+        h * 60 + m for h in (range(24) if hours == ["*"] else hours) for m in (range(60) if minutes == ["*"] else minutes)
+    )
+    within_day = min((b - a for a, b in zip(times, times[1:])), default=None)
+    days = croniter(f"0 0 {day} {month} {weekday}", datetime(2000, 1, 1))
+    previous, day_gap = days.get_next(datetime), None
+    while previous.year < 2000 + _DAY_SCAN_YEARS and day_gap != 1:
+        current = days.get_next(datetime)
+        gap = (current - previous).days
+        day_gap = gap if day_gap is None else min(day_gap, gap)
+        previous = current
+    across_days = timedelta(days=day_gap, minutes=times[0] - times[-1]) if day_gap else timedelta.max
+    return min(across_days, timedelta(minutes=within_day)) if within_day is not None else across_days
+
+
+@lru_cache(maxsize=64)
+def _offset_changes(zone: ZoneInfo, start: datetime, end: datetime) -> list[tuple[datetime, timedelta]]:
+    """The instants in ``(start, end]`` where the zone's UTC offset changes, each with the change's size."""
+    changes = []
+    day = timedelta(days=1)
+    low, offset = start, start.astimezone(zone).utcoffset()
+    while low < end:
+        high = low + day
+        new = high.astimezone(zone).utcoffset()
+        if new != offset:
+            assert new is not None and offset is not None
+            changes.append((_gap_end(low, high, zone), abs(new - offset)))
+            offset = new
+        low = high
+    return changes
 
 
 def check_cron(expression: str) -> str | None:
