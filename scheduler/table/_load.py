@@ -180,14 +180,15 @@ class _Loader:
             if not isinstance(entry, dict):
                 report(None, "must be a table")
                 continue
-            if isinstance(name, str) and name in seen:
+            duplicate = isinstance(name, str) and name in seen
+            if duplicate:
                 earlier = self.locator.line("schedule", seen[name])
                 report("name", f"name {name!r}: is used by an earlier schedule (line {earlier})")
-                continue
-            if isinstance(name, str):
+            elif isinstance(name, str):
                 seen[name] = index
+            # A duplicate is still checked, so the rest of what is wrong with it is reported too.
             schedule = _build_schedule(entry, defaults, tenant_sets, report)
-            if schedule is not None:
+            if schedule is not None and not duplicate:
                 schedules.append(schedule)
         return schedules
 

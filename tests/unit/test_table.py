@@ -765,6 +765,28 @@ def test_several_problems_are_reported_in_one_go_in_file_order(tmp_path):
     ]
 
 
+def test_a_duplicate_schedule_is_still_checked_for_everything_else(tmp_path):
+    path = write(tmp_path, """
+        [[schedule]]
+        name = "a"
+        every = "1m"
+        job = "J"
+
+        [[schedule]]
+        name = "a"
+        cronn = "* * * * *"
+        every = "1m"
+        jitter = "2m"
+        job = "J"
+    """)
+    assert [(p.line, p.message) for p in problems_of(path)] == [
+        (7, "name 'a': is used by an earlier schedule (line 1)"),
+        (8, "unknown field 'cronn' (did you mean 'cron'?)"),
+        (10, "jitter '2m': must be shorter than the schedule's shortest interval (1m), "
+            "or firings of one tick would overtake the next"),
+    ]
+
+
 def test_a_broken_tenant_set_is_not_blamed_again_on_the_schedules_using_it(tmp_path):
     path = write(tmp_path, """
         [tenants]
