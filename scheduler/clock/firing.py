@@ -4,11 +4,10 @@ from __future__ import annotations
 
 import time
 from dataclasses import dataclass
+from datetime import datetime
 from functools import lru_cache
-from datetime import UTC, datetime
 
-
-EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
+from scheduler.clock.cadence import EPOCH
 
 
 @lru_cache(maxsize=8192)

@@ -6,7 +6,6 @@ from __future__ import annotations
 from collections import Counter
 from datetime import timedelta
 
-import pytest
 from support import WATERMARK_TTL, floor_minute, redis_now, stream_name, take_lease, track_of
 
 from scheduler.clock.firing import format_tick
