@@ -8,13 +8,14 @@ import redis
 from loguru import logger
 
 from scheduler.errors import RedisUnavailable
-from scheduler.table import InlineTenants, RedisSetTenants, Schedule, Tenant, TenantSource, unsafe_name
+from scheduler.table import InlineTenants, RedisSetTenants, Schedule, Tenant, TenantSource, all_safe, unsafe_name
 
 SCAN_BATCH = 10_000
 
 
-def scan_redis_set(client: redis.Redis, key: str, batch: int = SCAN_BATCH) -> Iterator[list[Tenant]]:
-    """Stream a Redis set's members in batches with SSCAN (a million members never sit in one reply).
+def scan_redis_set(client: redis.Redis, key: str, batch: int = SCAN_BATCH) -> Iterator[list[str]]:
+    """Stream a Redis set's members as tenant ids, in batches, with SSCAN (a million members never sit
+    in one reply).
 
     SSCAN may return a member twice; the enqueue script's dedup makes that harmless. Members that
     could not be tenant ids are skipped with a warning, never enqueued.
@@ -23,25 +24,39 @@ def scan_redis_set(client: redis.Redis, key: str, batch: int = SCAN_BATCH) -> It
     try:
         while True:
             cursor, members = client.sscan(key, cursor, count=batch)
-            tenants = []
-            for member in members:
-                try:
-                    tenant_id = member.decode("utf-8") if isinstance(member, bytes) else member
-                except UnicodeDecodeError:
-                    logger.warning("redis set {!r}: skipping member {!r}: tenant id is not UTF-8", key, member[:80])
-                    continue
-                reason = unsafe_name(tenant_id)
-                if reason:
-                    logger.warning("redis set {!r}: skipping member {!r}: tenant id {}", key, tenant_id[:80], reason)
-                    continue
-                tenants.append(Tenant(tenant_id))
+            ids = _valid_ids(key, members)
             # COUNT is a hint: a small (intset) set comes back whole, a big one a few over COUNT.
-            for start in range(0, len(tenants), batch):
-                yield tenants[start : start + batch]
+            for start in range(0, len(ids), batch):
+                yield ids[start : start + batch]
             if cursor == 0:
                 return
     except redis.RedisError as error:
         raise RedisUnavailable(f"reading tenant set {key!r}: {type(error).__name__}") from None
+
+
+def _valid_ids(key: str, members: list[bytes]) -> list[str]:
+    """The members that are safe tenant ids. A reply whose members are all fine (the usual case) is
+    checked in one go, as one string; otherwise member by member, each refusal logged."""
+    try:
+        ids = [member.decode("utf-8") for member in members]
+    except UnicodeDecodeError:
+        pass
+    else:
+        if all_safe(ids):
+            return ids
+    valid = []
+    for member in members:
+        try:
+            tenant_id = member.decode("utf-8")
+        except UnicodeDecodeError:
+            logger.warning("redis set {!r}: skipping member {!r}: tenant id is not UTF-8", key, member[:80])
+            continue
+        reason = unsafe_name(tenant_id)
+        if reason:
+            logger.warning("redis set {!r}: skipping member {!r}: tenant id {}", key, tenant_id[:80], reason)
+            continue
+        valid.append(tenant_id)
+    return valid
 
 
 def resolve(source: TenantSource, client: redis.Redis | None) -> list[Tenant] | None:
@@ -51,7 +66,7 @@ def resolve(source: TenantSource, client: redis.Redis | None) -> list[Tenant] | 
     assert isinstance(source, RedisSetTenants)
     if client is None:
         return None
-    return [tenant for batch in scan_redis_set(client, source.key) for tenant in batch]
+    return [Tenant(tenant_id) for batch in scan_redis_set(client, source.key) for tenant_id in batch]
 
 
 def tenants_of(schedule: Schedule, client: redis.Redis | None) -> list[Tenant] | None:

@@ -3,9 +3,9 @@
 from __future__ import annotations
 
 import time
-from dataclasses import dataclass
 from datetime import datetime
 from functools import lru_cache
+from typing import NamedTuple
 
 from scheduler.clock.cadence import EPOCH
 
@@ -38,8 +38,10 @@ def firing_id(schedule: str, tenant: str, tick: datetime) -> str:
     return f"{schedule}/{tenant}/{format_tick(tick)}"
 
 
-@dataclass(frozen=True, slots=True)
-class Firing:
+class Firing(NamedTuple):
+    """A tuple, because a tick of 100,000 tenants builds 100,000 of them (a frozen dataclass takes
+    three times as long to make)."""
+
     schedule: str
     tenant: str
     tick: datetime

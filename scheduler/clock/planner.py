@@ -27,6 +27,7 @@ from scheduler.clock.jitter import jitter_offset
 from scheduler.table import NO_TENANT, CatchUp, Schedule, Tenant
 
 _EPSILON = timedelta(microseconds=1)
+_NO_OFFSET = timedelta(0)
 
 
 @dataclass(frozen=True)
@@ -91,7 +92,10 @@ class Fanout:
     def __init__(self, track: Track, tenant_ids: Sequence[str]) -> None:
         self.track = track
         schedule = track.schedule
-        self.offsets = [(tenant, jitter_offset(schedule.name, tenant, schedule.jitter)) for tenant in tenant_ids]
+        if schedule.jitter:
+            self.offsets = [(tenant, jitter_offset(schedule.name, tenant, schedule.jitter)) for tenant in tenant_ids]
+        else:
+            self.offsets = [(tenant, _NO_OFFSET) for tenant in tenant_ids]
 
     def firings_at(self, tick: datetime) -> list[Firing]:
         """The tick's firings as a healthy leader handles them: at the tick, none late."""
@@ -128,6 +132,10 @@ class Fanout:
         latest_late = self._latest_late(examined, now) if schedule.catchup is CatchUp.LATEST else {}
         window_start = now - schedule.catchup_window
         for tick in examined:
+            if now <= tick + schedule.misfire_grace:  # no firing of this tick is late (offsets are >= 0)
+                plan.ticks.append(TickPlan(tick, self.firings_at(tick)))
+                plan.watermark = tick
+                continue
             decided = TickPlan(tick, [])
             for tenant, offset in self.offsets:
                 enqueue_at = tick + offset
@@ -147,6 +155,8 @@ class Fanout:
         grace = self.track.schedule.misfire_grace
         latest: dict[str, datetime] = {}
         for tick in reversed(ticks):
+            if now <= tick + grace:
+                continue  # no firing of this tick is late
             for tenant, offset in self.offsets:
                 if tenant not in latest and now > tick + offset + grace:
                     latest[tenant] = tick

@@ -41,7 +41,7 @@ class TrackState:
         for batch in scan_redis_set(client, source.key, BATCH):
             if pending is not None:
                 yield pending, False
-            pending = [tenant.id for tenant in batch]
+            pending = batch
         yield pending or [], True
 
     def next_due(self, after: datetime) -> datetime:

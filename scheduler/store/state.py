@@ -159,6 +159,7 @@ class Store:
         trim = _ms(now - schedule.catchup_window - DEDUP_MARGIN)
         ttl = _whole_ms(watermark_ttl)
         for plan in ticks:
+            stamps: dict[datetime, tuple[int, str]] = {}  # enqueue_at in ms and ISO; without jitter, one
             tick_ms = _ms(plan.tick)
             keys = self._keys(track, tick_ms, queue)
             # From `now`, not the tick: a late tick kept by the policy may be older than the window.
@@ -171,7 +172,10 @@ class Store:
                 args: list[str | int] = [token, epoch, common[0], "1" if last else "0", tick_ms if last else "",
                                          *common[1:]]
                 for firing in chunk:
-                    args += [firing.tenant, _ms(firing.enqueue_at), format_instant(firing.enqueue_at)]
+                    stamp = stamps.get(firing.enqueue_at)
+                    if stamp is None:
+                        stamp = stamps[firing.enqueue_at] = (_ms(firing.enqueue_at), format_instant(firing.enqueue_at))
+                    args += (firing.tenant, *stamp)
                 yield keys, args
         if finish is not None and (not ticks or finish > ticks[-1].tick):
             args = [token, epoch, "", "1", _ms(finish), 0, ttl, trim, queue, schedule.name, "", "", ""]

@@ -1,6 +1,6 @@
 """schedules.toml: loading, validation and the models the rest of the scheduler works from."""
 
-from scheduler.table._load import load_table, parse_zone, unsafe_name
+from scheduler.table._load import all_safe, load_table, parse_zone, unsafe_name
 from scheduler.table._model import (
     NO_TENANT,
     CatchUp,
@@ -21,6 +21,7 @@ __all__ = [
     "Table",
     "Tenant",
     "TenantSource",
+    "all_safe",
     "load_table",
     "parse_zone",
     "unsafe_name",

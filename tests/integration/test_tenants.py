@@ -11,7 +11,6 @@ from support import WATERMARK_TTL, floor_minute, redis_now, stream_name, take_le
 from scheduler.clock.firing import format_tick
 from scheduler.clock.planner import Fanout
 from scheduler.replica.tracks import BATCH
-from scheduler.table import Tenant
 from scheduler.tenants import SCAN_BATCH, resolve, scan_redis_set
 
 SET_KEY = "tenants:active"
@@ -44,10 +43,10 @@ def test_a_100k_member_set_comes_back_whole_each_member_once(redis_client):
 
     batches = list(scan_redis_set(redis_client, SET_KEY, batch=SCAN_BATCH))
 
-    seen = Counter(tenant.id for batch in batches for tenant in batch)
+    seen = Counter(tenant for batch in batches for tenant in batch)
     assert set(seen) == set(members)
     assert max(seen.values()) == 1, "each member exactly once"
-    assert all(isinstance(t, Tenant) and t.zone is None for batch in batches for t in batch)
+    assert all(isinstance(tenant, str) for batch in batches for tenant in batch)
     assert len(batches) >= 100_000 // (SCAN_BATCH + SCAN_BATCH // 10), "streamed in batches, not one reply"
     assert all(batch for batch in batches), "no empty batch is yielded"
 
@@ -77,7 +76,7 @@ def test_unsafe_members_are_skipped_with_a_warning_naming_set_member_and_reason(
     }
     redis_client.sadd(SET_KEY, *good, *bad)
 
-    found = [tenant.id for batch in scan_redis_set(redis_client, SET_KEY, batch=2) for tenant in batch]
+    found = [tenant for batch in scan_redis_set(redis_client, SET_KEY, batch=2) for tenant in batch]
 
     assert sorted(found) == sorted(good)
     assert len(warnings) == len(bad), warnings
@@ -88,7 +87,7 @@ def test_unsafe_members_are_skipped_with_a_warning_naming_set_member_and_reason(
 
 def test_a_member_that_is_not_utf8_is_skipped_not_mangled(redis_client, warnings):
     redis_client.sadd(SET_KEY, "acme", b"globex\xff", b"globex\xfe")
-    found = [tenant.id for batch in scan_redis_set(redis_client, SET_KEY) for tenant in batch]
+    found = [tenant for batch in scan_redis_set(redis_client, SET_KEY) for tenant in batch]
     assert found == ["acme"]
     assert len(warnings) == 2
 

@@ -11,7 +11,7 @@ import pytest
 
 from scheduler.clock.cadence import Cron, Every
 from scheduler.errors import Problem, SchedulerError, TableError
-from scheduler.table import CatchUp, InlineTenants, RedisSetTenants, Tenant, load_table
+from scheduler.table import CatchUp, InlineTenants, RedisSetTenants, Tenant, all_safe, load_table, unsafe_name
 
 SAMPLE = Path(__file__).resolve().parents[2] / "schedules.toml"
 UTC_ZONE = ZoneInfo("UTC")
@@ -888,3 +888,24 @@ def test_jitter_check_uses_the_tenant_zones_of_a_tenant_zoned_schedule(tmp_path)
     """)
     [problem] = problems_of(path)
     assert problem.message.startswith("jitter '30m': must be shorter than the schedule's shortest interval (15m)")
+
+
+@pytest.mark.parametrize(
+    "name",
+    [
+        pytest.param("", id="empty"),
+        pytest.param("a b", id="space"),
+        pytest.param("a\u3000b", id="ideographic-space"),
+        pytest.param("a\tb", id="tab"),
+        pytest.param("a\x7fb", id="delete"),
+        pytest.param("a/b", id="slash"),
+        pytest.param("{a}", id="braces"),
+        pytest.param("x" * 257, id="257-characters"),
+    ],
+)
+def test_one_unsafe_name_spoils_a_batch_check_as_it_is_refused_alone(name):
+    fine = ["acme", "globex-2", "caf\u00e9", "x" * 256]
+    assert unsafe_name(name) is not None
+    assert all_safe(fine)
+    assert not all_safe([*fine, name])
+    assert not all_safe([name, *fine])
