@@ -9,7 +9,6 @@ from __future__ import annotations
 
 import json
 import re
-import time
 from bisect import bisect_right
 from collections.abc import Iterator
 from dataclasses import dataclass
@@ -18,7 +17,7 @@ from typing import TextIO
 from zoneinfo import ZoneInfo
 
 from scheduler.clock.cadence import EPOCH
-from scheduler.clock.firing import format_tick
+from scheduler.clock.firing import format_tick, utc_second
 from scheduler.durations import format_duration
 from scheduler.preview import Batch, Lane, Run, Stream, Window
 
@@ -30,16 +29,6 @@ _CHUNK = 2048  # firings of a long run joined at a time (about 0.5 MB: it stays 
 
 
 # -- jsonl and csv ------------------------------------------------------------------------------------
-
-
-class _Seconds(dict):
-    """Whole seconds since the epoch -> ``YYYY-MM-DDTHH:MM:SS``, formatted once each."""
-
-    def __missing__(self, second: int) -> str:
-        if len(self) > 1_000_000:
-            self.clear()
-        text = self[second] = time.strftime("%Y-%m-%dT%H:%M:%S", time.gmtime(second))  # format_tick's, faster
-        return text
 
 
 _JSON_PLAIN = re.compile(r'[ !#-\[\]-~]*')  # printable ASCII but for " and backslash: as they are in JSON
@@ -78,7 +67,6 @@ class Lines:
     def __init__(self, kind: str) -> None:
         self.kind = kind
         self.middle, self.separator = ('","tick":"', '","enqueue_at":"') if kind == "jsonl" else (",", ",")
-        self.seconds = _Seconds()
         self._pieces: dict[int, _Pieces] = {}
 
     def write(self, found: Stream, out: TextIO, limit: int | None = None, count_late: bool = False) -> int:
@@ -158,15 +146,14 @@ class Lines:
         tick = format_tick(batch.tick)
         prefix = f"{tick}{self.middle}{tick}{self.separator}"
         tick_second = batch.tick_us // _US
-        seconds = self.seconds
         if hi - lo < 64:  # a few firings, maybe each in its own second
-            return [prefix + seconds[tick_second + offset] for offset in pieces.offset_seconds[lo:hi]]
+            return [prefix + utc_second(tick_second + offset) for offset in pieces.offset_seconds[lo:hi]]
         starts = pieces.group_starts
         group = bisect_right(starts, lo) - 1
         middles: list[str] = []
         while group < len(starts) and starts[group] < hi:
             stop = min(starts[group + 1] if group + 1 < len(starts) else hi, hi)
-            middle = prefix + seconds[tick_second + pieces.offset_seconds[starts[group]]]
+            middle = prefix + utc_second(tick_second + pieces.offset_seconds[starts[group]])
             middles += [middle] * (stop - max(lo, starts[group]))
             group += 1
         return middles
@@ -201,7 +188,7 @@ class Lines:
                 before, _, behind = end.rpartition("false")
                 end = f"{before}true{behind}"
             quote = close[slot] if close is not None else ""
-            lines.append(f"{head[slot]}{tick}{quote}{after}{self.seconds[second]}{_MILLIS[rest // 1000]}{end}")
+            lines.append(f"{head[slot]}{tick}{quote}{after}{utc_second(second)}{_MILLIS[rest // 1000]}{end}")
         return lines
 
 
@@ -225,7 +212,6 @@ class TableFormat:
             max([max(map(len, lane.tenants)) for lane in lanes if lane.tenants] + [6]),
             max([len(track.schedule.queue) for track in tracks] + [5]),
         ]
-        self.seconds = _Seconds()
         self.local: dict[tuple[str, int], tuple[str, str]] = {}
 
     def line(self, cells: list[str]) -> str:
@@ -244,7 +230,7 @@ class TableFormat:
             second, rest = divmod(batch.tick_us + offset, _US)
             late = batch.late is not None and batch.late[n]
             rows.append((self.line([
-                f"{self.seconds[second]}{_MILLIS[rest // 1000]}",
+                f"{utc_second(second)}{_MILLIS[rest // 1000]}",
                 self._local(zone, second, rest // 1000),
                 tick,
                 _jitter(offset),

@@ -21,6 +21,7 @@ from datetime import UTC, datetime, timedelta
 from scheduler.cli._common import add_config_argument, load, resolve_tenants
 from scheduler.cli._histogram import Histogram
 from scheduler.cli._listing import Lines, TableFormat
+from scheduler.clock.cadence import EPOCH
 from scheduler.clock.firing import format_tick
 from scheduler.durations import parse_duration
 from scheduler.errors import SchedulerError
@@ -29,7 +30,6 @@ from scheduler.table import NO_TENANT, RedisSetTenants, Table, Tenant
 
 DEFAULT_SPAN = timedelta(hours=24)
 COUNT_HORIZON = timedelta(days=100 * 366)  # how far --count looks for its N firings
-EARLIEST = datetime(1970, 1, 1, tzinfo=UTC)
 LATEST = datetime(9000, 1, 1, tzinfo=UTC)  # croniter and datetime both give out a little after
 TIME_HELP = "an ISO 8601 instant: 2026-11-01T00:00:00Z, 2026-11-01T09:00+09:00; without an offset, UTC"
 
@@ -98,8 +98,8 @@ def parse_window(
     start: str | None, until: str | None, span: str | None, count: str | None, outage: str | None, now: datetime
 ) -> Window:
     begin = parse_instant("--from", start) if start else now
-    if begin < EARLIEST:
-        raise OptionError(f"--from {start!r}: must be in {EARLIEST.year} or later")
+    if begin < EPOCH:
+        raise OptionError(f"--from {start!r}: must be in {EPOCH.year} or later")
     if count is not None:
         number = count.strip()
         if not number.isdigit() or int(number) < 1:
