@@ -33,13 +33,25 @@ def wait_for(condition, timeout: float = 10.0, interval: float = 0.02, message: 
 
 
 class RedisServer:
-    def __init__(self, directory: Path | None = None, port: int | None = None) -> None:
-        binary = shutil.which("redis-server")
+    """``binary`` defaults to the redis-server on PATH; ``env`` (say, a faketime clock) and ``options``
+    (extra command-line settings such as ``("--maxmemory", "20mb")``) apply at every (re)start."""
+
+    def __init__(
+        self,
+        directory: Path | None = None,
+        port: int | None = None,
+        binary: str | None = None,
+        env: dict[str, str] | None = None,
+        options: tuple[str, ...] = (),
+    ) -> None:
+        binary = binary or shutil.which("redis-server")
         if binary is None:
             raise RuntimeError("redis-server is not on PATH (.ci/run installs it with apt-get)")
         self.binary = binary
         self.port = port or free_port()
         self.directory = directory or Path(tempfile.mkdtemp(prefix="redis-test-"))
+        self.env = env
+        self.options = options
         self.process: subprocess.Popen | None = None
 
     @property
@@ -56,8 +68,9 @@ class RedisServer:
             [
                 self.binary, "--port", str(self.port), "--bind", "127.0.0.1", "--dir", str(self.directory),
                 "--save", "", "--appendonly", "yes", "--appendfsync", "always", "--daemonize", "no",
-                "--logfile", str(self.directory / "redis.log"),
+                "--logfile", str(self.directory / "redis.log"), *self.options,
             ],
+            env=self.env,
             stdout=subprocess.DEVNULL,
             stderr=subprocess.DEVNULL,
         )
