@@ -10,8 +10,9 @@ DST follows ISC/Vixie cron (see DESIGN.md, "Time"):
 * any other cron is *fixed-time*: a skipped wall-clock time fires once, at the first instant after
   the gap; a repeated one fires once, at its first occurrence.
 
-croniter does the field maths on naive wall-clock times; this module maps each wall-clock match to
-the real instants it names.
+``cronfields`` reads the five fields as classic cron does and spells them in a form croniter cannot
+misread; croniter walks the naive wall-clock times that form matches; this module maps each
+wall-clock match to the real instants it names.
 """
 
 from __future__ import annotations
@@ -20,14 +21,14 @@ import heapq
 from collections.abc import Iterator
 from dataclasses import dataclass
 from functools import lru_cache
-from datetime import UTC, datetime, timedelta
+from datetime import UTC, date, datetime, timedelta
 from zoneinfo import ZoneInfo
 
 from croniter import croniter
 
+from scheduler.clock.cronfields import CronError, CronFields, parse_cron
+
 EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
-FIELD_NAMES = ("minute", "hour", "day of month", "month", "day of week")
-FIELD_RANGES = ((0, 59), (0, 23), (1, 31), (1, 12), (0, 7))
 # How far before an instant the wall-clock scan starts, so a repeated hour is never half-seen.
 _FOLD_MARGIN = timedelta(hours=3)
 # How far ahead the jitter check looks for DST changes, and how many years of days it looks at for the
@@ -69,18 +70,16 @@ class Cron:
     expression: str
 
     @property
-    def fields(self) -> list[str]:
-        return [str(f) for f in croniter(self.expression).expressions][:5]
-
-    @property
     def wildcard(self) -> bool:
-        minute, hour = self.fields[:2]
-        return minute.startswith("*") or hour.startswith("*")
+        """True when the minute or hour field (after expanding a macro) starts with ``*``."""
+        return parse_cron(self.expression).wildcard
 
     def after(self, instant: datetime, zone: ZoneInfo) -> Iterator[datetime]:
         """Every tick strictly after ``instant``, in order, as aware UTC datetimes."""
-        wildcard = self.wildcard
-        wall = croniter(self.expression, instant.astimezone(zone).replace(tzinfo=None) - _FOLD_MARGIN)
+        fields = parse_cron(self.expression)
+        wildcard = fields.wildcard
+        start = instant.astimezone(zone).replace(tzinfo=None) - _FOLD_MARGIN
+        wall = croniter(fields.canonical, start, day_or=fields.day_or)
         waiting: list[datetime] = []
         last: datetime | None = None
         while True:
@@ -140,7 +139,7 @@ def shortest_interval(cadence: Cadence, zone: ZoneInfo, start: datetime) -> time
 @lru_cache(maxsize=1024)
 def _shortest_cron(expression: str, zone: ZoneInfo, start: datetime) -> timedelta:
     cron = Cron(expression)
-    wall = _wall_shortest(*cron.fields)
+    wall = _wall_shortest(parse_cron(expression))
     shortest = wall
     for change, shift in _offset_changes(zone, start, start + DST_SCAN):
         # Only ticks within a shift of the change move, and by at most the shift; a gap that could end
@@ -152,26 +151,32 @@ def _shortest_cron(expression: str, zone: ZoneInfo, start: datetime) -> timedelt
 
 
 @lru_cache(maxsize=1024)
-def _wall_shortest(minute: str, hour: str, day: str, month: str, weekday: str) -> timedelta:
+def _wall_shortest(fields: CronFields) -> timedelta:
     """The shortest gap between ticks on a wall clock without DST.
 
     Every matching day has the same times of day, so the gap is the shortest of: two times on one day,
     and the last time of a day to the first of the nearest next matching day.
     """
-    minutes, hours = croniter(f"{minute} {hour} * * *").expanded[:2]
-    times = sorted(
-        h * 60 + m for h in (range(24) if hours == ["*"] else hours) for m in (range(60) if minutes == ["*"] else minutes)
-    )
+    times = [hour * 60 + minute for hour in fields.hours for minute in fields.minutes]
     within_day = min((b - a for a, b in zip(times, times[1:])), default=None)
-    days = croniter(f"0 0 {day} {month} {weekday}", datetime(2000, 1, 1))
-    previous, day_gap = days.get_next(datetime), None
-    while previous.year < 2000 + _DAY_SCAN_YEARS and day_gap != 1:
-        current = days.get_next(datetime)
-        gap = (current - previous).days
-        day_gap = gap if day_gap is None else min(day_gap, gap)
-        previous = current
+    day_gap = _shortest_day_gap(fields)
     across_days = timedelta(days=day_gap, minutes=times[0] - times[-1]) if day_gap else timedelta.max
     return min(across_days, timedelta(minutes=within_day)) if within_day is not None else across_days
+
+
+def _shortest_day_gap(fields: CronFields) -> int | None:
+    """The fewest days between two matching days in _DAY_SCAN_YEARS from 2000 (None: fewer than two)."""
+    day, end, one = date(2000, 1, 1), date(2000 + _DAY_SCAN_YEARS, 1, 1), timedelta(days=1)
+    previous: date | None = None
+    shortest: int | None = None
+    while day < end and shortest != 1:
+        if fields.matches_day(day):
+            if previous is not None:
+                gap = (day - previous).days
+                shortest = gap if shortest is None else min(shortest, gap)
+            previous = day
+        day += one
+    return shortest
 
 
 @lru_cache(maxsize=64)
@@ -193,35 +198,11 @@ def _offset_changes(zone: ZoneInfo, start: datetime, end: datetime) -> list[tupl
 
 def check_cron(expression: str) -> str | None:
     """Why ``expression`` is not a usable five-field cron (or macro), or None when it is."""
-    text = " ".join(expression.split())
-    if not text:
-        return "is empty"
-    if not text.startswith("@"):
-        fields = text.split(" ")
-        if len(fields) != 5:
-            return f"has {len(fields)} fields; cron takes 5 (minute hour day-of-month month day-of-week) or a macro"
-        for name, (low, high), field in zip(FIELD_NAMES, FIELD_RANGES, fields):
-            for number in _numbers(field):
-                if not low <= number <= high:
-                    return f"{name} {number} is out of range {low}-{high}"
     try:
-        wall = croniter(text, datetime(2000, 1, 1))
-    except Exception as error:  # croniter's exceptions share no useful base; its message is the reason
-        return str(error).replace(f"[{text}] ", "") or type(error).__name__
-    try:
-        wall.get_next(datetime)
-    except Exception:
-        return "never matches a real date"
+        parse_cron(expression)
+    except CronError as error:
+        return str(error)
     return None
-
-
-def _numbers(field: str) -> Iterator[int]:
-    """The plain numbers a cron field names (range ends and single values; not step sizes)."""
-    for part in field.split(","):
-        base = part.split("/", 1)[0]
-        for end in base.split("-"):
-            if end.isdigit():
-                yield int(end)
 
 
 def _resolve(naive: datetime, zone: ZoneInfo) -> tuple[datetime | None, datetime | None, datetime]:
