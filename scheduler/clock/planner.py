@@ -8,8 +8,11 @@ handled more than ``misfire_grace`` after its own ``enqueue_at``. Late firings f
 policy, tenant by tenant:
 
 * ``all``: keep those whose tick lies within ``catchup_window`` of ``now``;
-* ``latest``: keep only the tenant's most recent late tick;
+* ``latest``: keep only the tenant's most recent late tick, if it lies within ``catchup_window``;
 * ``none``: keep none.
+
+``catchup_window`` bounds both policies: a late tick older than the window is never delivered,
+whatever the policy (a weekly report cut off by a 50-hour outage is skipped, not sent two days late).
 
 A firing that is not late is always kept, even after an outage, and waits out its jitter as usual.
 """
@@ -117,11 +120,12 @@ class Fanout:
         # Ticks up to `cutoff` are late for every tenant: offsets are below the jitter, and late means
         # *more* than misfire_grace after enqueue_at, so a tick exactly at the grace is not.
         cutoff = now - schedule.jitter - schedule.misfire_grace - _EPSILON
+        window_start = now - schedule.catchup_window
         if schedule.catchup is CatchUp.LATEST:
             _, last = _count_and_last(cadence, zone, watermark, cutoff)
-            bulk_end = last - _EPSILON if last else watermark
+            bulk_end = last - _EPSILON if last and last >= window_start else max(watermark, cutoff)
         elif schedule.catchup is CatchUp.ALL:
-            bulk_end = max(watermark, min(cutoff, now - schedule.catchup_window - _EPSILON))
+            bulk_end = max(watermark, min(cutoff, window_start - _EPSILON))
         else:
             bulk_end = max(watermark, cutoff)
         bulk, bulk_last = _count_and_last(cadence, zone, watermark, bulk_end)
@@ -130,7 +134,6 @@ class Fanout:
             plan.skipped_ticks = [next(cadence.after(watermark, zone)), bulk_last]
         examined = list(ticks_between(cadence, zone, bulk_end, now))
         latest_late = self._latest_late(examined, now) if schedule.catchup is CatchUp.LATEST else {}
-        window_start = now - schedule.catchup_window
         for tick in examined:
             if now <= tick + schedule.misfire_grace:  # no firing of this tick is late (offsets are >= 0)
                 plan.ticks.append(TickPlan(tick, self.firings_at(tick)))
@@ -141,7 +144,7 @@ class Fanout:
                 enqueue_at = tick + offset
                 if now <= enqueue_at + schedule.misfire_grace:
                     decided.firings.append(Firing(schedule.name, tenant, tick, enqueue_at))
-                elif (schedule.catchup is CatchUp.ALL and tick >= window_start) or latest_late.get(tenant) == tick:
+                elif tick >= window_start and (schedule.catchup is CatchUp.ALL or latest_late.get(tenant) == tick):
                     decided.firings.append(Firing(schedule.name, tenant, tick, enqueue_at, late=True))
                 else:
                     decided.skipped += 1

@@ -1,8 +1,8 @@
 """The catch-up planner: which firings a leader enqueues when it handles a track at `now`.
 
-The contract (DESIGN.md, "Catch-up and jitter"): a firing is *late* when it is handled more than
-`misfire_grace` after its `enqueue_at`; late firings follow the policy (`all` within `catchup_window`,
-`latest` only the most recent, `none`), and whatever is dropped is counted.
+The contract (docs/catch-up.md): a firing is *late* when it is handled more than `misfire_grace`
+after its `enqueue_at`; late firings follow the policy (`all`, `latest` only the most recent, `none`),
+`catchup_window` bounds both `all` and `latest`, and whatever is dropped is counted.
 """
 
 from __future__ import annotations
@@ -153,6 +153,33 @@ def test_catchup_window_limits_all():
     assert p.watermark == at("12:10:00")
 
 
+def test_catchup_window_limits_latest_too():
+    # the window starts at 12:09:05: the most recent late tick, 12:09:00, is older than that
+    p = plan(schedule(CatchUp.LATEST, window=timedelta(seconds=60)), T0, at("12:10:05"))
+    assert kept(p) == [("-", "12:09:30", False), ("-", "12:10:00", False)]
+    assert p.skipped == 18  # 12:00:30 .. 12:09:00
+
+
+WEEKLY = Cron("0 3 * * 1")  # Mondays 03:00
+
+
+@pytest.mark.parametrize(
+    ("window", "expected", "skipped"),
+    [
+        pytest.param(timedelta(hours=24), [], 3, id="older-than-the-window-is-skipped"),
+        pytest.param(timedelta(hours=72), [("acme", "03:00:00", True), ("globex", "03:00:00", True),
+                                            ("initech", "03:00:00", True)], 0, id="within-the-window-is-delivered"),
+    ],
+)
+def test_latest_after_a_50_hour_outage_delivers_a_weekly_tick_only_within_the_window(window, expected, skipped):
+    monday = at("2026-11-23T03:00")
+    p = plan(schedule(CatchUp.LATEST, cadence=WEEKLY, window=window), monday - timedelta(days=7),
+             monday + timedelta(hours=50), tenants=["acme", "globex", "initech"])
+    assert kept(p) == expected
+    assert p.skipped == skipped
+    assert p.watermark == monday, "handled either way: the tick is never planned again"
+
+
 @pytest.mark.parametrize(
     ("tenants", "skipped"),
     [
@@ -272,7 +299,7 @@ def reference(sched: Schedule, tenants: list[str], watermark: datetime, now: dat
                 keep.add((tenant, tick, False))
             elif sched.catchup is CatchUp.ALL and tick >= now - sched.catchup_window:
                 keep.add((tenant, tick, True))
-            elif sched.catchup is CatchUp.LATEST and latest[tenant] == tick:
+            elif sched.catchup is CatchUp.LATEST and latest[tenant] == tick and tick >= now - sched.catchup_window:
                 keep.add((tenant, tick, True))
             else:
                 skipped += 1
@@ -288,6 +315,8 @@ GRID = [
     pytest.param(CatchUp.NONE, timedelta(seconds=7), timedelta(hours=24), id="none-jitter-7s"),
     pytest.param(CatchUp.ALL, timedelta(0), timedelta(seconds=45), id="all-no-jitter-window-45s"),
     pytest.param(CatchUp.LATEST, timedelta(0), timedelta(hours=24), id="latest-no-jitter"),
+    pytest.param(CatchUp.LATEST, timedelta(0), timedelta(seconds=100), id="latest-no-jitter-window-100s"),
+    pytest.param(CatchUp.LATEST, timedelta(seconds=7), timedelta(seconds=45), id="latest-jitter-7s-window-45s"),
     pytest.param(CatchUp.NONE, timedelta(0), timedelta(hours=24), id="none-no-jitter"),
 ]
 
