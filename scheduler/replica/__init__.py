@@ -18,6 +18,9 @@ from scheduler.targets import StreamTarget
 
 __all__ = ["Replica", "run_replica"]
 
+CRASHED = -1  # not a signal: the work loop died of an unexpected error
+EXIT_CRASHED = 4
+
 
 def run_replica(config: Path) -> int:
     """Run until SIGTERM or SIGINT; SIGHUP re-reads the table. Returns the exit code."""
@@ -31,17 +34,18 @@ def run_replica(config: Path) -> int:
         logger.info("using Redis at {}", redact_url(url))
     client = connect(settings, url, check=False)
     store = Store(client, Keys(settings.key_prefix), StreamTarget(settings.key_prefix))
-    replica = Replica(settings, config, store, settings.resolved_replica_id())
-
     signals: queue.SimpleQueue[int] = queue.SimpleQueue()
+    replica = Replica(settings, config, store, settings.resolved_replica_id(), on_crash=lambda: signals.put(CRASHED))
+
     for number in (signal.SIGTERM, signal.SIGINT, signal.SIGHUP):
         signal.signal(number, lambda received, _frame: signals.put(received))
     replica.start()
     while (received := signals.get()) == signal.SIGHUP:
         logger.info("SIGHUP: re-reading {}", config)
         replica.request_reload()
-    logger.info("{}: stopping", signal.Signals(received).name)
+    if received != CRASHED:
+        logger.info("{}: stopping", signal.Signals(received).name)
     replica.stop()
     client.close()
     del embedded
-    return 0
+    return EXIT_CRASHED if received == CRASHED else 0

@@ -1,22 +1,20 @@
-"""One replica: a lease loop, and while it leads, the work loop that enqueues firings.
+"""One replica: a lease thread on APScheduler, and a work loop that does the leader's work.
 
-Timers run on APScheduler, on two single-thread executors:
-
-* ``lease`` (its own thread, so a long tick never delays a renewal): standbys try to take the
-  lease every retry_interval (and at once when the leader announces a release); the leader renews
-  every TTL/3 and steps down when it cannot. Only this thread changes the lease.
-* ``work``: at the next due instant, the leader plans each due track from its watermark, accepts
-  the firings through the fenced script, and delivers pending firings whose jitter has run out.
-  It only reads the lease; a fenced write that is refused wakes the lease job to find out why.
-* ``reload``: re-reads schedules.toml when its content changed (and on SIGHUP); it shares the
-  work thread, so the table never changes under a tick being handled.
+* The lease job (APScheduler, its own thread, so a long pass never delays a renewal): standbys try to
+  take the lease every retry_interval (and at once when the leader announces a release); the leader
+  renews every TTL/3 and steps down when it cannot. Only this thread changes the lease. It is also
+  the watchdog: a leader whose work loop has shown no progress for stall_timeout says so and gives
+  the lease up, so a standby takes over; a replica whose loop is stuck does not try to lead.
+* The work loop (replica/work.py): a plain thread that cannot be dropped; it plans and enqueues
+  while the lease is held, and re-reads schedules.toml between passes.
+* Before taking the lease, a replica checks that Redis will not evict its keys (maxmemory-policy).
 """
 
 from __future__ import annotations
 
-import hashlib
 import random
 import threading
+import time
 from collections.abc import Callable
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
@@ -24,63 +22,67 @@ from pathlib import Path
 import redis
 from apscheduler.executors.pool import ThreadPoolExecutor
 from apscheduler.schedulers.background import BackgroundScheduler
-from apscheduler.triggers.date import DateTrigger
 from apscheduler.triggers.interval import IntervalTrigger
 from loguru import logger
 
-from scheduler.clock.firing import format_instant, format_tick
-from scheduler.clock.planner import Fanout
-from scheduler.errors import NotLeader, RedisUnavailable, TableError
+from scheduler.errors import RedisUnavailable
 from scheduler.lease import Change, Lease
-from scheduler.replica.tracks import TrackState, build_tracks
+from scheduler.replica.work import Worker
 from scheduler.settings import Settings
-from scheduler.store.state import CHUNK, Acceptance, Store
-from scheduler.table import InlineTenants, Table, load_table
+from scheduler.store.state import Store
+from scheduler.table import load_table
 
-Clock = Callable[[], datetime]
 MAX_BACKOFF = timedelta(seconds=30)
+POLICY_CHECK_EVERY = 60.0  # seconds between checks of Redis's maxmemory-policy while standing by
+SAFE_POLICIES = ("noeviction",)
 
 
-def utc_now() -> datetime:
+def _wall_now() -> datetime:
+    """For APScheduler's own timers only; no decision that replicas share is taken on it."""
     return datetime.now(UTC)
 
 
 class Replica:
-    def __init__(self, settings: Settings, config: Path, store: Store, replica_id: str, clock: Clock = utc_now):
+    def __init__(self, settings: Settings, config: Path, store: Store, replica_id: str,
+                 on_crash: Callable[[], None] = lambda: None):
         self.settings = settings
         self.config = config
         self.store = store
-        self.clock = clock
         self.lease = Lease(store, replica_id, settings.lease_ttl)
-        self.table: Table = load_table(config)
-        self.tracks = build_tracks(self.table)
         self.stopping = threading.Event()
-        self._digest = _digest(self.table)
+        self.worker = Worker(store, self.lease, config, load_table(config), settings.reload_interval,
+                             settings.retry_interval, self.stopping, on_fenced=self._check_lease_now,
+                             on_crash=on_crash)
         self._failures = 0
-        self._working_for: str | None = None  # the lease token the work job last worked under
+        self._policy_checked = -POLICY_CHECK_EVERY
+        self._policy_refused: str | None = None
+        self._resting_until = 0.0  # after giving the lease up, let a standby take it first
         self._listener: redis.client.PubSubWorkerThread | None = None
         self.timers = BackgroundScheduler(
             timezone=UTC,
-            executors={"default": ThreadPoolExecutor(1), "lease": ThreadPoolExecutor(1)},
+            executors={"lease": ThreadPoolExecutor(1)},
             job_defaults={"coalesce": True, "max_instances": 1, "misfire_grace_time": None},
         )
+
+    @property
+    def table(self):
+        return self.worker.table
 
     # -- life cycle -----------------------------------------------------------------------------
 
     def start(self) -> None:
         logger.info("replica {} starting with {} ({} schedules)", self.lease.replica_id, self.config,
                     len(self.table.schedules))
-        now = self.clock()
+        self.worker.start()
         self.timers.add_job(self._lease_job, IntervalTrigger(seconds=self._retry), id="lease", executor="lease",
-                            next_run_time=now)
-        reload_every = self.settings.reload_interval.total_seconds()
-        self.timers.add_job(self._reload_job, IntervalTrigger(seconds=reload_every), id="reload")
+                            next_run_time=_wall_now())
         self.timers.start()
         self._listen_for_releases()
 
     def stop(self) -> None:
         """Stop new work, let the running script call finish, release the lease."""
         self.stopping.set()
+        self.worker.join(timeout=5)
         self.timers.shutdown(wait=True)
         try:
             if self.lease.release() is Change.RELEASED:
@@ -96,7 +98,7 @@ class Replica:
 
     def request_reload(self) -> None:
         """Re-read the table now (SIGHUP)."""
-        self.timers.add_job(self._reload_job, id="reload-now", kwargs={"forced": True}, replace_existing=True)
+        self.worker.request_reload()
 
     # -- the lease ------------------------------------------------------------------------------
 
@@ -112,6 +114,8 @@ class Replica:
                 self._try_to_lead()
             elif self.lease.expire_if_stale() is Change.LOST:
                 self._step_down("the lease may have expired before it could be renewed")
+            elif self.worker.stalled_for() > self.settings.stall_timeout.total_seconds():
+                self._give_up(f"the work loop has made no progress for {self.worker.stalled_for():.1f}s")
             else:
                 self._renew()
         except RedisUnavailable as error:
@@ -122,14 +126,41 @@ class Replica:
             self._failures = 0
 
     def _try_to_lead(self) -> None:
+        if time.monotonic() < self._resting_until or not self._fit_to_lead():
+            return
         change = self.lease.acquire()
         if change is Change.ACQUIRED:
             logger.info("acquired the lease: leading with epoch {}", self.lease.epoch)
             self._set_lease_interval(self.settings.lease_ttl.total_seconds() / 3)
-            self._publish_table()
-            self._schedule_work(self.clock())
+            self.worker.wake.set()
         elif change is Change.STANDING_BY:
             logger.info("standing by: {} leads", self.lease.holder)
+
+    def _fit_to_lead(self) -> bool:
+        """Whether this replica may take the lease: its work loop runs, and Redis keeps its keys."""
+        stalled = self.worker.stalled_for()
+        if stalled > self.settings.stall_timeout.total_seconds():
+            logger.error("not taking the lease: the work loop has made no progress for {:.1f}s", stalled)
+            return False
+        if time.monotonic() - self._policy_checked >= POLICY_CHECK_EVERY:
+            self._policy_checked = time.monotonic()
+            self._policy_refused = self._check_eviction_policy()
+        return self._policy_refused is None
+
+    def _check_eviction_policy(self) -> str | None:
+        """Refuse to lead (and say why, loudly) where Redis may evict the scheduler's keys."""
+        policy, maxmemory = self.store.eviction()
+        if policy in SAFE_POLICIES or maxmemory == 0:
+            return None
+        why = (f"Redis's maxmemory-policy is {policy!r} (maxmemory {maxmemory} bytes): under memory pressure it "
+               "may evict the scheduler's keys (dedup records, watermarks, the lease) and so send a firing "
+               "twice or skip one. Set maxmemory-policy to noeviction")
+        if self.settings.allow_eviction:
+            if self._policy_refused is None:
+                logger.warning("{}; leading anyway because SCHEDULER_ALLOW_EVICTION is true", why)
+            return None
+        logger.error("not taking the lease: {} (or set SCHEDULER_ALLOW_EVICTION=true to run anyway)", why)
+        return why
 
     def _renew(self) -> None:
         remaining = self.lease.remaining
@@ -138,12 +169,17 @@ class Replica:
         elif remaining < self.settings.lease_ttl.total_seconds() / 3:
             logger.warning("renewed the lease late ({:.2f}s were left)", remaining)
 
+    def _give_up(self, why: str) -> None:
+        """Hand the lease over on purpose: released at once, so a standby takes it now."""
+        logger.error("giving the lease up: {}", why)
+        self._resting_until = time.monotonic() + self.settings.lease_ttl.total_seconds()
+        self.lease.release()
+        self._set_lease_interval(self._retry)
+
     def _step_down(self, why: str) -> None:
         self.lease.drop()
         logger.warning("lost the lease: {}; standing by", why)
         self._set_lease_interval(self._retry)
-        if self.timers.get_job("work"):
-            self.timers.remove_job("work")
 
     def _redis_trouble(self, error: RedisUnavailable) -> None:
         self._failures += 1
@@ -155,10 +191,15 @@ class Replica:
         if self.lease.token:
             delay = min(delay, self.lease.remaining / 2)
         delay *= random.uniform(0.5, 1.0)
-        self.timers.modify_job("lease", next_run_time=self.clock() + timedelta(seconds=delay))
+        self.timers.modify_job("lease", next_run_time=_wall_now() + timedelta(seconds=delay))
 
     def _set_lease_interval(self, seconds: float) -> None:
         self.timers.reschedule_job("lease", trigger=IntervalTrigger(seconds=seconds))
+
+    def _check_lease_now(self) -> None:
+        """Let the lease job (the only one that changes the lease) find out where it stands."""
+        if not self.stopping.is_set():
+            self.timers.modify_job("lease", next_run_time=_wall_now())
 
     def _listen_for_releases(self) -> None:
         """A leader that stops publishes its release; wake the lease job at once when it does."""
@@ -166,7 +207,7 @@ class Replica:
 
         def released(_message: object) -> None:
             if not self.stopping.is_set() and self.lease.token is None:
-                self.timers.modify_job("lease", next_run_time=self.clock())
+                self.timers.modify_job("lease", next_run_time=_wall_now())
 
         def trouble(error: BaseException, pubsub: object, thread: object) -> None:
             self.stopping.wait(self._retry)
@@ -176,132 +217,3 @@ class Replica:
         except redis.RedisError:
             logger.debug("release notifications unavailable for now; relying on retries")
         self._listener = pubsub.run_in_thread(sleep_time=0.2, daemon=True, exception_handler=trouble)
-
-    # -- the work -------------------------------------------------------------------------------
-
-    def _schedule_work(self, when: datetime) -> None:
-        if self.lease.token and not self.stopping.is_set():
-            self.timers.add_job(self._work_job, DateTrigger(run_date=when), id="work", replace_existing=True)
-
-    def _work_job(self) -> None:
-        token = self.lease.token
-        if self.stopping.is_set() or token is None:
-            return
-        if not self.lease.held:
-            self._check_lease_now()
-            return
-        if token != self._working_for:
-            # A new term: every track starts again from its watermark in Redis.
-            self._working_for = token
-            for state in self.tracks.values():
-                state.due = None
-        try:
-            upcoming = self._handle_due_tracks(token)
-            upcoming = min(filter(None, [upcoming, self._deliver_pending(token)]), default=None)
-        except NotLeader:
-            logger.warning("a fenced write was refused: the lease of epoch {} is no longer ours", self.lease.epoch)
-            self._check_lease_now()
-            return
-        except RedisUnavailable as error:
-            logger.error("work interrupted: {}; retrying", error)
-            self._schedule_work(self.clock() + timedelta(seconds=self._retry))
-            return
-        if upcoming is not None:
-            self._schedule_work(upcoming)
-
-    def _check_lease_now(self) -> None:
-        """Let the lease job (the only one that changes the lease) find out where it stands."""
-        if not self.stopping.is_set():
-            self.timers.modify_job("lease", next_run_time=self.clock())
-
-    def _handle_due_tracks(self, token: str) -> datetime | None:
-        now = self.clock()
-        for state in self.tracks.values():
-            if self.stopping.is_set() or not self.lease.held:
-                return None
-            if state.due is None or state.due <= now:
-                self._handle(state, token, now)
-        return min((state.due for state in self.tracks.values() if state.due), default=None)
-
-    def _handle(self, state: TrackState, token: str, now: datetime) -> None:
-        """Plan one track from its watermark and accept its firings, tenant batch by tenant batch."""
-        schedule = state.track.schedule
-        watermark = self.store.watermark(state.key)
-        ttl = state.watermark_ttl(now)
-        total, skipped, ticks = Acceptance(), 0, []
-        for tenant_ids, last in state.batches(self.store.client):
-            if self.stopping.is_set() or not self.lease.held:
-                return
-            plan = Fanout(state.track, tenant_ids).catch_up(watermark, now)
-            result = self.store.accept(token, schedule, state.key, plan.ticks, now,
-                                       plan.watermark if last else None, ttl)
-            total.merge(result)
-            skipped += plan.skipped
-            ticks = plan.ticks
-        if watermark is None:
-            logger.info("schedule {}: first seen, starting after {}", state.key, format_instant(now))
-        elif skipped:
-            logger.warning("schedule {}: catch-up policy {!r} skipped {} late firings", state.key,
-                           schedule.catchup.value, skipped)
-        if ticks:
-            span = format_tick(ticks[0].tick) + (f" .. {format_tick(ticks[-1].tick)}" if len(ticks) > 1 else "")
-            logger.info("schedule {}: tick {}: {} enqueued, {} waiting out their jitter{}", state.key, span,
-                        total.delivered, total.pending,
-                        f", {total.duplicates} already accepted before" if total.duplicates else "")
-        state.due = state.next_due(max(now, plan.watermark))
-
-    def _deliver_pending(self, token: str) -> datetime | None:
-        upcoming: list[datetime] = []
-        for queue in sorted(self.store.queues()):
-            moved, next_due = CHUNK, None
-            while moved >= CHUNK and not self.stopping.is_set():
-                moved, next_due = self.store.dispatch(token, queue, CHUNK)
-            if next_due is not None:
-                upcoming.append(next_due)
-        return min(upcoming, default=None)
-
-    # -- reloading ------------------------------------------------------------------------------
-
-    def _reload_job(self, forced: bool = False) -> None:
-        digest = _digest(self.table, self.config)
-        if digest == self._digest and not forced:
-            return
-        self._digest = digest
-        try:
-            table = load_table(self.config)
-        except TableError as error:
-            logger.error("{} is broken; still running the last good table ({}):\n{}", self.config,
-                         self.table.fingerprint, error)
-            return
-        if table.fingerprint == self.table.fingerprint:
-            if forced:
-                logger.info("reloaded {}: unchanged ({})", self.config, table.fingerprint)
-            return
-        logger.info("reloaded {}: {} -> {} ({} schedules)", self.config, self.table.fingerprint,
-                    table.fingerprint, len(table.schedules))
-        self.table, self.tracks = table, build_tracks(table)
-        if self.lease.held:
-            self._publish_table()
-            self._schedule_work(self.clock())
-
-    def _publish_table(self) -> None:
-        try:
-            self.store.publish_table(self.table.fingerprint, str(self.config), self.lease.replica_id,
-                                     self.lease.epoch, self.clock())
-        except RedisUnavailable as error:
-            logger.warning("could not record the table's fingerprint: {}", error)
-
-
-def _digest(table: Table, config: Path | None = None) -> str:
-    """A cheap content hash of the table file and the tenant files it read, to notice edits."""
-    digest = hashlib.sha256()
-    for path in [config or table.path, *_tenant_files(table)]:
-        try:
-            digest.update(path.read_bytes())
-        except OSError:
-            digest.update(b"\0missing\0")
-    return digest.hexdigest()
-
-
-def _tenant_files(table: Table) -> list[Path]:
-    return [s.file for s in table.tenant_sets.values() if isinstance(s, InlineTenants) and s.file]

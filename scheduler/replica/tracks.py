@@ -27,22 +27,21 @@ class TrackState:
     def key(self) -> str:
         return self.track.key
 
-    def batches(self, client: redis.Redis) -> Iterator[tuple[list[str], bool]]:
-        """The tenants in batches, each with whether it is the last; at least one (maybe empty) batch."""
+    def batches(self, client: redis.Redis) -> Iterator[list[str]]:
+        """The tenants in batches of at most BATCH; at least one (maybe empty) batch."""
         if self.tenant_ids is not None:
             ids = self.tenant_ids
-            starts = range(0, len(ids), BATCH) or [0]
-            for start in starts:
-                yield ids[start : start + BATCH], start + BATCH >= len(ids)
+            for start in range(0, len(ids), BATCH) or [0]:
+                yield ids[start : start + BATCH]
             return
         source = self.track.schedule.tenants
         assert isinstance(source, RedisSetTenants)
-        pending: list[str] | None = None
+        empty = True
         for batch in scan_redis_set(client, source.key, BATCH):
-            if pending is not None:
-                yield pending, False
-            pending = batch
-        yield pending or [], True
+            empty = False
+            yield batch
+        if empty:
+            yield []
 
     def next_due(self, after: datetime) -> datetime:
         return next_tick(self.track.schedule.cadence, self.track.zone, after)

@@ -7,14 +7,17 @@ and turns a script's return code into a result or a typed error (NotLeader, Redi
 
 from __future__ import annotations
 
+import hashlib
 from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from importlib.resources import files
+from typing import Any
 
 import redis
 
+from scheduler.clock.cadence import EPOCH
 from scheduler.clock.firing import format_instant, format_tick
 from scheduler.clock.planner import TickPlan
 from scheduler.errors import NotLeader, RedisUnavailable
@@ -22,12 +25,26 @@ from scheduler.table import Schedule
 from scheduler.targets import Target
 
 CHUNK = 1000  # firings per script call: keeps each call well under a millisecond of Redis time
-CALLS_PER_ROUND_TRIP = 50
-DEDUP_MARGIN = timedelta(hours=24)  # dedup records outlive the catch-up window by this much
+ROUND_TRIP_FIRINGS = 50_000  # firings sent in one pipelined round trip, at most
+ROUND_TRIP_CALLS = 1_000  # script calls in one round trip, at most (many small schedules due at once)
+DEDUP_MARGIN = timedelta(hours=24)  # finished ticks are remembered for the catch-up window and this
 
 
 def _ms(instant: datetime) -> int:
     return int(instant.timestamp() * 1000)
+
+
+NEVER = datetime.max.replace(tzinfo=UTC)
+
+
+def _instant(ms: int) -> datetime:
+    return datetime.fromtimestamp(ms / 1000, UTC)
+
+
+def dispatched(reply: Sequence[int]) -> tuple[int, datetime | None]:
+    """A dispatch call's reply as (firings moved, the next pending enqueue_at or None)."""
+    moved, upcoming = reply
+    return int(moved), (_instant(upcoming) if upcoming >= 0 else None)
 
 
 class Keys:
@@ -76,6 +93,32 @@ def _script(name: str) -> str:
     return files("scheduler.store").joinpath("lua", name).read_text(encoding="utf-8")
 
 
+class Script:
+    """A Lua script as text and SHA1, for pipelines that send bare EVALSHA (one round trip, no
+    SCRIPT EXISTS first): a NOSCRIPT reply (a restarted or flushed Redis) means nothing ran, so the
+    call is loaded and sent again."""
+
+    def __init__(self, text: str) -> None:
+        self.text = text
+        self.sha = hashlib.sha1(text.encode()).hexdigest()
+
+
+@dataclass(frozen=True)
+class Call:
+    """One fenced script call of a pass, with the track and tick it concerns (for the caller to
+    know which ticks were fully accepted)."""
+
+    script: Script
+    keys: list[str]
+    args: list[str | int]
+    track: str = ""
+    tick: datetime | None = None
+    firings: int = 0
+
+
+Reply = Any  # a script's reply, or the RedisUnavailable that stands for its error reply
+
+
 class Store:
     def __init__(self, client: redis.Redis, keys: Keys, target: Target) -> None:
         self.client = client
@@ -84,8 +127,10 @@ class Store:
         self._acquire = client.register_script(_script("lease_acquire.lua"))
         self._renew = client.register_script(_script("lease_renew.lua"))
         self._release = client.register_script(_script("lease_release.lua"))
-        self._enqueue = client.register_script(target.deliver_lua() + "\n" + _script("enqueue.lua"))
-        self._dispatch = client.register_script(target.deliver_lua() + "\n" + _script("dispatch.lua"))
+        self._table = client.register_script(_script("table.lua"))
+        self._enqueue = Script(target.deliver_lua() + "\n" + _script("enqueue.lua"))
+        self._finish = Script(_script("finish.lua"))
+        self._dispatch = Script(target.deliver_lua() + "\n" + _script("dispatch.lua"))
 
     # -- the lease ------------------------------------------------------------------------------
 
@@ -108,94 +153,123 @@ class Store:
             value = self.client.get(self.keys.lease)
         return value.decode() if value else None
 
+    # -- Redis's clock and settings -------------------------------------------------------------
+
+    def time(self) -> datetime:
+        """Redis's own clock (TIME): the one clock every replica's decisions are taken on."""
+        with _translated("reading Redis's clock"):
+            seconds, micros = self.client.time()
+        return EPOCH + timedelta(seconds=seconds, microseconds=micros)
+
+    def eviction(self) -> tuple[str, int]:
+        """(maxmemory-policy, maxmemory in bytes), from INFO (CONFIG is often disabled on managed Redis)."""
+        with _translated("reading Redis's memory settings"):
+            info = self.client.info("memory")
+        return str(info.get("maxmemory_policy", "noeviction")), int(info.get("maxmemory", 0))
+
     # -- watermarks and firings -----------------------------------------------------------------
 
     def watermark(self, track: str) -> datetime | None:
-        with _translated("reading a watermark"):
-            value = self.client.get(self.keys.watermark(track))
-        return datetime.fromtimestamp(int(value) / 1000, UTC) if value else None
+        return self.watermarks([track])[0]
 
-    def accept(
-        self,
-        token: str,
-        schedule: Schedule,
-        track: str,
-        ticks: Sequence[TickPlan],
-        now: datetime,
-        finish: datetime | None,
-        watermark_ttl: timedelta,
-    ) -> Acceptance:
-        """Accept ``ticks``' firings exactly once; with ``finish``, also finish them and advance the
-        watermark to ``finish`` (the last of them, or further when the policy skipped ticks).
+    def watermarks(self, tracks: Sequence[str]) -> list[datetime | None]:
+        """Each track's watermark (the last tick handled), in one round trip."""
+        if not tracks:
+            return []
+        with _translated("reading watermarks"):
+            values = self.client.mget([self.keys.watermark(track) for track in tracks])
+        return [_instant(int(value)) if value else None for value in values]
 
-        Raises NotLeader as soon as a call is refused; what went before it stays accepted.
-        """
-        calls = list(self._enqueue_calls(token, schedule, track, ticks, now, finish, watermark_ttl))
-        result = Acceptance()
-        for start in range(0, len(calls), CALLS_PER_ROUND_TRIP):
-            with _translated("enqueueing firings"):
-                pipe = self.client.pipeline(transaction=False)
-                for keys, args in calls[start : start + CALLS_PER_ROUND_TRIP]:
-                    self._enqueue(keys, args, client=pipe)
-                replies = pipe.execute()
-            for reply in replies:
-                if reply[0] == -1:
-                    raise NotLeader(*_token_parts(token))
-                result.add(reply)
-        return result
-
-    def _enqueue_calls(
-        self,
-        token: str,
-        schedule: Schedule,
-        track: str,
-        ticks: Sequence[TickPlan],
-        now: datetime,
-        finish: datetime | None,
-        watermark_ttl: timedelta,
-    ) -> Iterator[tuple[list[str], list[str | int]]]:
-        epoch = _token_parts(token)[1]
+    def enqueue_calls(
+        self, token: str, schedule: Schedule, track: str, ticks: Sequence[TickPlan], dedup_ttl: timedelta
+    ) -> Iterator[Call]:
+        """The calls that accept ``ticks``' firings, CHUNK at a time; none of them finishes a tick."""
+        epoch = str(_token_parts(token)[1])
         queue = schedule.queue
-        trim = _ms(now - schedule.catchup_window - DEDUP_MARGIN)
-        ttl = _whole_ms(watermark_ttl)
+        ttl = _whole_ms(dedup_ttl)
         for plan in ticks:
+            if not plan.firings:
+                continue
             stamps: dict[datetime, tuple[int, str]] = {}  # enqueue_at in ms and ISO; without jitter, one
             tick_ms = _ms(plan.tick)
-            keys = self._keys(track, tick_ms, queue)
-            # From `now`, not the tick: a late tick kept by the policy may be older than the window.
-            dedup_until = _ms(max(plan.tick, now) + schedule.catchup_window + DEDUP_MARGIN)
-            common = [tick_ms, dedup_until, ttl, trim, queue,
-                      schedule.name, format_tick(plan.tick), schedule.job, schedule.args_json]
-            chunks = [plan.firings[i : i + CHUNK] for i in range(0, len(plan.firings), CHUNK)] or [[]]
-            for index, chunk in enumerate(chunks):
-                last = finish is not None and index == len(chunks) - 1
-                args: list[str | int] = [token, epoch, common[0], "1" if last else "0", tick_ms if last else "",
-                                         *common[1:]]
+            keys = [self.keys.lease, self.keys.seen(track, tick_ms), self.keys.done(track),
+                    self.keys.pending(queue), self.keys.payload(queue), self.keys.queues,
+                    *self.target.keys(queue)]
+            common = [token, epoch, tick_ms, ttl, queue, schedule.name, format_tick(plan.tick), schedule.job,
+                      schedule.args_json]
+            for start in range(0, len(plan.firings), CHUNK):
+                chunk = plan.firings[start : start + CHUNK]
+                args: list[str | int] = list(common)
                 for firing in chunk:
                     stamp = stamps.get(firing.enqueue_at)
                     if stamp is None:
                         stamp = stamps[firing.enqueue_at] = (_ms(firing.enqueue_at), format_instant(firing.enqueue_at))
                     args += (firing.tenant, *stamp)
-                yield keys, args
-        if finish is not None and (not ticks or finish > ticks[-1].tick):
-            args = [token, epoch, "", "1", _ms(finish), 0, ttl, trim, queue, schedule.name, "", "", ""]
-            yield self._keys(track, "-", queue), args
+                yield Call(self._enqueue, keys, args, track, plan.tick, len(chunk))
 
-    def _keys(self, track: str, tick_ms: int | str, queue: str) -> list[str]:
-        k = self.keys
-        return [k.lease, k.seen(track, tick_ms), k.done(track), k.watermark(track), k.pending(queue),
-                k.payload(queue), k.queues, *self.target.keys(queue)]
+    def finish_call(
+        self, token: str, track: str, tick: datetime | None, watermark: datetime, ttl: timedelta,
+        remember: timedelta,
+    ) -> Call:
+        """The call that records ``tick`` done (None: none) and moves the watermark up to ``watermark``."""
+        tick_ms = _ms(tick) if tick is not None else "-"
+        keys = [self.keys.lease, self.keys.seen(track, tick_ms), self.keys.done(track), self.keys.watermark(track)]
+        args: list[str | int] = [token, "" if tick is None else tick_ms, _ms(watermark), _whole_ms(ttl),
+                                 _whole_ms(remember)]
+        return Call(self._finish, keys, args, track, tick)
+
+    def dispatch_call(self, token: str, queue: str, limit: int = CHUNK) -> Call:
+        """The call that delivers up to ``limit`` due pending firings of ``queue``; its reply is
+        (moved, the next enqueue_at in ms or -1)."""
+        keys = [self.keys.lease, self.keys.pending(queue), self.keys.payload(queue), *self.target.keys(queue)]
+        return Call(self._dispatch, keys, [token, _token_parts(token)[1], limit], queue)
+
+    def send(self, calls: Sequence[Call], doing: str = "enqueueing firings") -> list[Reply]:
+        """Send ``calls`` pipelined, in as few round trips as the limits allow, and return each
+        reply in order. A call that got an error reply (OOM, BUSY) gets a RedisUnavailable in its
+        place and the calls after it still run: the caller decides what that leaves undone.
+
+        Raises NotLeader when any call was fenced out, RedisUnavailable when the connection failed.
+        """
+        replies: list[Reply] = []
+        start = 0
+        while start < len(calls):
+            end, firings = start, 0
+            while end < len(calls) and end - start < ROUND_TRIP_CALLS and (firings < ROUND_TRIP_FIRINGS or end == start):
+                firings += calls[end].firings
+                end += 1
+            replies += self._round_trip(calls[start:end], doing)
+            start = end
+        if any(reply == -1 for reply in replies):
+            raise NotLeader(*_token_parts(str(calls[0].args[0])))
+        return replies
+
+    def _round_trip(self, calls: Sequence[Call], doing: str) -> list[Reply]:
+        with _translated(doing):
+            replies = self._pipeline(calls)
+            missing = [n for n, reply in enumerate(replies) if isinstance(reply, redis.exceptions.NoScriptError)]
+            if missing:
+                for script in {calls[n].script for n in missing}:
+                    self.client.script_load(script.text)
+                for n, reply in zip(missing, self._pipeline([calls[n] for n in missing])):
+                    replies[n] = reply
+        return [RedisUnavailable(f"{doing}: {reply}") if isinstance(reply, redis.ResponseError) else reply
+                for reply in replies]
+
+    def _pipeline(self, calls: Sequence[Call]) -> list[Reply]:
+        pipe = self.client.pipeline(transaction=False)
+        for call in calls:
+            pipe.execute_command("EVALSHA", call.script.sha, len(call.keys), *call.keys, *call.args)
+        return pipe.execute(raise_on_error=False)
 
     # -- pending firings ------------------------------------------------------------------------
 
     def dispatch(self, token: str, queue: str, limit: int = CHUNK) -> tuple[int, datetime | None]:
         """Deliver up to ``limit`` due pending firings of ``queue``: (moved, next enqueue_at or None)."""
-        keys = [self.keys.lease, self.keys.pending(queue), self.keys.payload(queue), *self.target.keys(queue)]
-        with _translated("delivering pending firings"):
-            moved, upcoming = self._dispatch(keys, [token, _token_parts(token)[1], limit])
-        if moved == -1:
-            raise NotLeader(*_token_parts(token))
-        return moved, (datetime.fromtimestamp(upcoming / 1000, UTC) if upcoming >= 0 else None)
+        (reply,) = self.send([self.dispatch_call(token, queue, limit)], "delivering pending firings")
+        if isinstance(reply, RedisUnavailable):
+            raise reply
+        return dispatched(reply)
 
     def queues(self) -> set[str]:
         """Every queue that ever had pending firings (their pending sets are drained even after a
@@ -203,14 +277,14 @@ class Store:
         with _translated("listing queues"):
             return {member.decode() for member in self.client.smembers(self.keys.queues)}
 
-    def publish_table(self, fingerprint: str, path: str, replica: str, epoch: int, now: datetime) -> None:
-        """Record which table the leader runs, for anyone to see."""
+    def publish_table(self, token: str, fingerprint: str, path: str, now: datetime) -> None:
+        """Record which table the leader runs, for anyone to see; fenced like every write."""
+        replica, epoch = _token_parts(token)
         with _translated("recording the table"):
-            self.client.hset(
-                self.keys.table,
-                mapping={"fingerprint": fingerprint, "path": path, "replica": replica, "epoch": epoch,
-                         "loaded_at": format_instant(now)},
-            )
+            reply = self._table([self.keys.lease, self.keys.table],
+                                [token, fingerprint, path, replica, epoch, format_instant(now)])
+        if reply == -1:
+            raise NotLeader(replica, epoch)
 
 
 def _whole_ms(value: timedelta) -> int:

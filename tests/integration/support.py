@@ -10,8 +10,9 @@ import redis
 
 from scheduler.clock.firing import Firing
 from scheduler.clock.planner import TickPlan
+from scheduler.store.delivery import Delivery
 from scheduler.replica.tracks import TrackState, build_tracks
-from scheduler.store.state import Keys, Store
+from scheduler.store.state import DEDUP_MARGIN, Acceptance, Keys, Store
 from scheduler.table import Schedule, load_table
 from scheduler.targets import StreamTarget
 
@@ -22,6 +23,27 @@ WATERMARK_TTL = timedelta(days=3)
 
 def make_store(client: redis.Redis, prefix: str = PREFIX) -> Store:
     return Store(client, Keys(prefix), StreamTarget(prefix))
+
+
+def accept(
+    store: Store,
+    token: str,
+    schedule: Schedule,
+    track: str,
+    ticks: list[TickPlan],
+    finish: datetime | None,
+    ttl: timedelta = WATERMARK_TTL,
+) -> Acceptance:
+    """Accept ``ticks``' firings as one pass does; with ``finish``, then finish each tick (if every
+    chunk of it was accepted) and move the watermark up to ``finish``. Raises the first refusal."""
+    delivery = Delivery(store, token)
+    delivery.accept(schedule, track, ticks, ttl)
+    if finish is not None:
+        delivery.finish(track, [plan.tick for plan in ticks], finish, ttl, schedule.catchup_window + DEDUP_MARGIN)
+    outcome = delivery.close()
+    if outcome.error is not None:
+        raise outcome.error
+    return outcome.accepted.get(track, Acceptance())
 
 
 def take_lease(store: Store, replica: str, ttl: timedelta = timedelta(seconds=30)) -> str:

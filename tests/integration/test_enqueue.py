@@ -4,12 +4,14 @@ dispatch, watermarks, dedup records and their expiry, and the one hash tag of ev
 from __future__ import annotations
 
 import json
+from collections import Counter
 from datetime import UTC, datetime, timedelta
 
 import pytest
 from redis.crc import key_slot
 from support import (
     PREFIX,
+    accept,
     WATERMARK_TTL,
     floor_minute,
     make_store,
@@ -22,11 +24,12 @@ from support import (
     track_of,
 )
 
+import scheduler.store.delivery as delivery_module
 import scheduler.store.state as state_module
 from redis_server import wait_for
 from scheduler.clock.firing import format_instant, format_tick
 from scheduler.clock.planner import Fanout, TickPlan
-from scheduler.errors import NotLeader
+from scheduler.errors import NotLeader, RedisUnavailable
 from scheduler.store.state import CHUNK, DEDUP_MARGIN, Acceptance
 from scheduler.targets import STREAM_FIELDS
 
@@ -80,7 +83,7 @@ def test_accept_writes_each_firing_once_to_the_queue_stream_with_every_field(sto
     plan = Fanout(report.track, report.tenant_ids).catch_up(tick - timedelta(minutes=1), now)
     assert [t.tick for t in plan.ticks] == [tick]
 
-    result = store.accept(token, report.track.schedule, report.key, plan.ticks, now, plan.watermark, WATERMARK_TTL)
+    result = accept(store, token, report.track.schedule, report.key, plan.ticks, plan.watermark, WATERMARK_TTL)
 
     assert result == Acceptance(delivered=3, pending=0, duplicates=0)
     assert read_stream_fields(store.client, QUEUE) == [list(STREAM_FIELDS)] * 3
@@ -109,9 +112,9 @@ def test_accepting_a_finished_tick_again_writes_nothing_and_counts_duplicates(st
     tick, now = current_tick(store)
     plan = Fanout(report.track, report.tenant_ids).catch_up(tick - timedelta(minutes=1), now)
     schedule = report.track.schedule
-    store.accept(token, schedule, report.key, plan.ticks, now, plan.watermark, WATERMARK_TTL)
+    accept(store, token, schedule, report.key, plan.ticks, plan.watermark, WATERMARK_TTL)
 
-    again = store.accept(token, schedule, report.key, plan.ticks, now, plan.watermark, WATERMARK_TTL)
+    again = accept(store, token, schedule, report.key, plan.ticks, plan.watermark, WATERMARK_TTL)
     assert again == Acceptance(delivered=0, pending=0, duplicates=3)
     assert store.client.xlen(stream_name(QUEUE)) == 3
 
@@ -122,8 +125,8 @@ def test_accepting_an_unfinished_tick_again_writes_nothing_and_counts_duplicates
     schedule = report.track.schedule
     plan = [TickPlan(tick, Fanout(report.track, report.tenant_ids).firings_at(tick))]
 
-    first = store.accept(token, schedule, report.key, plan, now, None, WATERMARK_TTL)
-    second = store.accept(token, schedule, report.key, plan, now, None, WATERMARK_TTL)
+    first = accept(store, token, schedule, report.key, plan, None, WATERMARK_TTL)
+    second = accept(store, token, schedule, report.key, plan, None, WATERMARK_TTL)
     assert first == Acceptance(3, 0, 0)
     assert second == Acceptance(0, 0, 3)
     assert store.client.xlen(stream_name(QUEUE)) == 3
@@ -137,7 +140,7 @@ def test_the_same_tick_of_another_track_is_not_a_duplicate(tmp_path, store):
     tick, now = current_tick(store)
     for state in (report, other):
         plan = [TickPlan(tick, Fanout(state.track, state.tenant_ids).firings_at(tick))]
-        assert store.accept(token, state.track.schedule, state.key, plan, now, tick, WATERMARK_TTL).delivered == 3
+        assert accept(store, token, state.track.schedule, state.key, plan, tick, WATERMARK_TTL).delivered == 3
     ids = [message["firing_id"] for message in read_stream(store.client, QUEUE)]
     assert len(ids) == len(set(ids)) == 6
 
@@ -154,7 +157,7 @@ def test_a_stale_token_raises_not_leader_and_writes_nothing(store, report):
     plan = Fanout(report.track, report.tenant_ids).catch_up(tick - timedelta(minutes=1), now)
 
     with pytest.raises(NotLeader) as refused:
-        store.accept(stale, report.track.schedule, report.key, plan.ticks, now, plan.watermark, WATERMARK_TTL)
+        accept(store, stale, report.track.schedule, report.key, plan.ticks, plan.watermark, WATERMARK_TTL)
 
     assert (refused.value.replica_id, refused.value.epoch) == ("r1", 1)
     assert "r1" in str(refused.value) and "1" in str(refused.value)
@@ -168,7 +171,7 @@ def test_a_stale_token_cannot_even_advance_a_watermark(store, report):
     take_lease(store, "r2")
     now = redis_now(store.client)
     with pytest.raises(NotLeader):
-        store.accept(stale, report.track.schedule, report.key, [], now, now, WATERMARK_TTL)
+        accept(store, stale, report.track.schedule, report.key, [], now, WATERMARK_TTL)
     assert store.watermark(report.key) is None
 
 
@@ -179,8 +182,8 @@ def test_a_token_from_before_a_restart_of_the_same_replica_is_stale(store, repor
     tick, now = current_tick(store)
     plan = [TickPlan(tick, Fanout(report.track, report.tenant_ids).firings_at(tick))]
     with pytest.raises(NotLeader):
-        store.accept(stale, report.track.schedule, report.key, plan, now, tick, WATERMARK_TTL)
-    assert store.accept(fresh, report.track.schedule, report.key, plan, now, tick, WATERMARK_TTL).delivered == 3
+        accept(store, stale, report.track.schedule, report.key, plan, tick, WATERMARK_TTL)
+    assert accept(store, fresh, report.track.schedule, report.key, plan, tick, WATERMARK_TTL).delivered == 3
     assert {m["epoch"] for m in read_stream(store.client, QUEUE)} == {"2"}
 
 
@@ -194,7 +197,7 @@ def test_future_firings_wait_in_pending_and_dispatch_moves_only_the_due_ones(sto
     schedule = report.track.schedule
     plan = plan_at(schedule, tick, ["acme", "globex", "initech"], [tick, soon, FAR_FUTURE])
 
-    assert store.accept(token, schedule, report.key, [plan], now, tick, WATERMARK_TTL) == Acceptance(1, 2, 0)
+    assert accept(store, token, schedule, report.key, [plan], tick, WATERMARK_TTL) == Acceptance(1, 2, 0)
     assert [m["tenant"] for m in read_stream(store.client, QUEUE)] == ["acme"]
     pending = store.client.zrange(store.keys.pending(QUEUE), 0, -1, withscores=True)
     assert pending == [
@@ -237,7 +240,7 @@ def test_dispatch_moves_at_most_limit_firings(store, report):
     soon = now + timedelta(milliseconds=300)
     tenants = many(5)
     plan = plan_at(report.track.schedule, tick, tenants, [soon] * 5)
-    assert store.accept(token, report.track.schedule, report.key, [plan], now, tick, WATERMARK_TTL).pending == 5
+    assert accept(store, token, report.track.schedule, report.key, [plan], tick, WATERMARK_TTL).pending == 5
 
     wait_for(lambda: redis_now(store.client) > soon, timeout=5, message="Redis's clock to pass enqueue_at")
     assert store.dispatch(token, QUEUE, limit=2) == (2, datetime.fromtimestamp(ms(soon) / 1000, UTC))
@@ -252,7 +255,7 @@ def test_dispatch_refuses_a_stale_token_and_the_next_leader_delivers_what_the_la
     tick, now = current_tick(store)
     soon = now + timedelta(milliseconds=300)
     plan = plan_at(report.track.schedule, tick, ["acme"], [soon])
-    assert store.accept(old, report.track.schedule, report.key, [plan], now, tick, WATERMARK_TTL).pending == 1
+    assert accept(store, old, report.track.schedule, report.key, [plan], tick, WATERMARK_TTL).pending == 1
     expire_lease(store)
     new = take_lease(store, "r2")
     wait_for(lambda: redis_now(store.client) > soon, timeout=5, message="Redis's clock to pass enqueue_at")
@@ -274,8 +277,8 @@ def test_a_pending_firing_is_accepted_once_even_if_the_tick_is_accepted_again(st
     token = take_lease(store, "r1")
     tick, now = current_tick(store)
     plan = plan_at(report.track.schedule, tick, ["acme"], [FAR_FUTURE])
-    assert store.accept(token, report.track.schedule, report.key, [plan], now, None, WATERMARK_TTL).pending == 1
-    assert store.accept(token, report.track.schedule, report.key, [plan], now, tick, WATERMARK_TTL).duplicates == 1
+    assert accept(store, token, report.track.schedule, report.key, [plan], None, WATERMARK_TTL).pending == 1
+    assert accept(store, token, report.track.schedule, report.key, [plan], tick, WATERMARK_TTL).duplicates == 1
     assert store.client.zcard(store.keys.pending(QUEUE)) == 1
     assert store.client.hlen(store.keys.payload(QUEUE)) == 1
 
@@ -289,17 +292,19 @@ def test_a_tick_over_more_than_a_chunk_is_split_across_calls_and_each_firing_lan
     tenants = many(2 * CHUNK + 500)
     plan = [TickPlan(tick, Fanout(report.track, tenants).firings_at(tick))]
 
-    calls = []
-    enqueue = store._enqueue
+    sent = []
+    send = store.send
 
-    def counting(keys, args, client=None):
-        calls.append(len(args))
-        return enqueue(keys, args, client=client)
+    def counting(calls, doing="enqueueing firings"):
+        sent.extend((call.script, len(call.args)) for call in calls)
+        return send(calls, doing)
 
-    monkeypatch.setattr(store, "_enqueue", counting)
-    result = store.accept(token, report.track.schedule, report.key, plan, now, tick, WATERMARK_TTL)
+    monkeypatch.setattr(store, "send", counting)
+    result = accept(store, token, report.track.schedule, report.key, plan, tick, WATERMARK_TTL)
 
-    assert calls == [13 + 3 * CHUNK, 13 + 3 * CHUNK, 13 + 3 * 500], "three script calls of at most CHUNK firings"
+    enqueue, finish = store._enqueue, store._finish
+    assert sent == [(enqueue, 9 + 3 * CHUNK), (enqueue, 9 + 3 * CHUNK), (enqueue, 9 + 3 * 500), (finish, 5)], (
+        "three script calls of at most CHUNK firings, then the one that finishes the tick")
     assert result == Acceptance(delivered=len(tenants), pending=0, duplicates=0)
     ids = [message["firing_id"] for message in read_stream(store.client, QUEUE)]
     assert len(ids) == len(set(ids)) == len(tenants)
@@ -315,22 +320,25 @@ def test_a_tick_accepted_in_two_batches_lands_each_firing_once(store, report):
     first = [TickPlan(tick, Fanout(report.track, tenants[:1500]).firings_at(tick))]
     whole = [TickPlan(tick, Fanout(report.track, tenants).firings_at(tick))]
 
-    assert store.accept(token, schedule, report.key, first, now, None, WATERMARK_TTL) == Acceptance(1500, 0, 0)
+    assert accept(store, token, schedule, report.key, first, None, WATERMARK_TTL) == Acceptance(1500, 0, 0)
     assert store.watermark(report.key) is None
-    assert store.accept(token, schedule, report.key, whole, now, tick, WATERMARK_TTL) == Acceptance(1000, 0, 1500)
+    assert accept(store, token, schedule, report.key, whole, tick, WATERMARK_TTL) == Acceptance(1000, 0, 1500)
     assert store.watermark(report.key) == tick
     ids = [message["firing_id"] for message in read_stream(store.client, QUEUE)]
     assert len(ids) == len(set(ids)) == len(tenants)
 
 
-def test_the_watermark_advances_only_with_the_last_chunk_and_in_the_same_script_call(store, report, monkeypatch):
+def test_a_tick_is_finished_only_in_a_round_trip_after_every_chunk_of_it_was_accepted(store, report, monkeypatch):
     token = take_lease(store, "r1")
     tick, now = current_tick(store)
     plan = [TickPlan(tick, Fanout(report.track, many(2 * CHUNK + 500)).firings_at(tick))]
-    monkeypatch.setattr(state_module, "CALLS_PER_ROUND_TRIP", 1)  # one script call per round trip
+    monkeypatch.setattr(delivery_module, "ROUND_TRIP_FIRINGS", CHUNK)  # one chunk per round trip
+    monkeypatch.setattr(state_module, "ROUND_TRIP_FIRINGS", CHUNK)
 
     snapshots = []
     client = store.client
+    for script in (store._enqueue, store._finish):
+        client.script_load(script.text)  # as in steady state: no NOSCRIPT round trip first
     make_pipeline = client.pipeline
 
     def observed_pipeline(*args, **kwargs):
@@ -351,11 +359,12 @@ def test_the_watermark_advances_only_with_the_last_chunk_and_in_the_same_script_
         return pipe
 
     monkeypatch.setattr(client, "pipeline", observed_pipeline)
-    store.accept(token, report.track.schedule, report.key, plan, now, tick, WATERMARK_TTL)
+    accept(store, token, report.track.schedule, report.key, plan, tick, WATERMARK_TTL)
 
     assert snapshots == [
         (CHUNK, None, None, 1),
         (2 * CHUNK, None, None, 1),
+        (2 * CHUNK + 500, None, None, 1),
         (2 * CHUNK + 500, str(ms(tick)).encode(), float(ms(tick)), 0),
     ]
 
@@ -365,7 +374,7 @@ def test_finishing_past_the_last_tick_advances_the_watermark_to_finish(store, re
     tick, now = current_tick(store)
     plan = [TickPlan(tick, Fanout(report.track, report.tenant_ids).firings_at(tick))]
     finish = tick + timedelta(minutes=5)  # as when the policy skipped later ticks
-    assert store.accept(token, report.track.schedule, report.key, plan, now, finish, WATERMARK_TTL).delivered == 3
+    assert accept(store, token, report.track.schedule, report.key, plan, finish, WATERMARK_TTL).delivered == 3
     assert store.watermark(report.key) == finish
     assert store.client.zscore(store.keys.done(report.key), ms(tick)) == ms(tick)
 
@@ -375,7 +384,7 @@ def test_a_schedule_seen_first_only_gets_a_watermark(store, report):
     now = redis_now(store.client)
     plan = Fanout(report.track, report.tenant_ids).catch_up(None, now)
     assert plan.ticks == []
-    result = store.accept(token, report.track.schedule, report.key, plan.ticks, now, plan.watermark, WATERMARK_TTL)
+    result = accept(store, token, report.track.schedule, report.key, plan.ticks, plan.watermark, WATERMARK_TTL)
     assert result == Acceptance(0, 0, 0)
     assert store.watermark(report.key) == datetime.fromtimestamp(ms(now) / 1000, UTC)
     assert not store.client.exists(stream_name(QUEUE))
@@ -385,8 +394,8 @@ def test_the_watermark_never_moves_back_but_its_ttl_is_refreshed(store, report):
     token = take_lease(store, "r1")
     now = redis_now(store.client)
     later, earlier = floor_minute(now), floor_minute(now) - timedelta(hours=1)
-    store.accept(token, report.track.schedule, report.key, [], now, later, timedelta(hours=1))
-    store.accept(token, report.track.schedule, report.key, [], now, earlier, timedelta(days=2))
+    accept(store, token, report.track.schedule, report.key, [], later, timedelta(hours=1))
+    accept(store, token, report.track.schedule, report.key, [], earlier, timedelta(days=2))
     assert store.watermark(report.key) == later
     assert store.client.pttl(store.keys.watermark(report.key)) > timedelta(days=1).total_seconds() * 1000
 
@@ -400,7 +409,7 @@ def test_catch_up_of_several_ticks_accepts_each_and_leaves_the_watermark_on_the_
     plan = Fanout(report.track, report.tenant_ids).catch_up(watermark, now)
     assert len(plan.ticks) == 5
 
-    result = store.accept(token, report.track.schedule, report.key, plan.ticks, now, plan.watermark, WATERMARK_TTL)
+    result = accept(store, token, report.track.schedule, report.key, plan.ticks, plan.watermark, WATERMARK_TTL)
     assert result == Acceptance(delivered=15, pending=0, duplicates=0)
     assert store.watermark(report.key) == tick
     done = store.client.zrange(store.keys.done(report.key), 0, -1, withscores=True)
@@ -412,17 +421,17 @@ def test_catch_up_of_several_ticks_accepts_each_and_leaves_the_watermark_on_the_
 # -- dedup records and their expiry -------------------------------------------------------------
 
 
-def test_an_unfinished_ticks_dedup_set_expires_at_tick_plus_window_plus_margin(store, report):
+def test_an_unfinished_ticks_dedup_set_lives_as_long_as_the_watermark_from_its_last_write(store, report):
     token = take_lease(store, "r1")
     tick, _ = current_tick(store)
     schedule = report.track.schedule
     plan = [TickPlan(tick, Fanout(report.track, report.tenant_ids).firings_at(tick))]
-    store.accept(token, schedule, report.key, plan, tick, None, WATERMARK_TTL)  # handled right at its tick
+    accept(store, token, schedule, report.key, plan, None, WATERMARK_TTL)
 
     seen = store.keys.seen(report.key, ms(tick))
     assert store.client.smembers(seen) == {b"acme", b"globex", b"initech"}
-    expires_at = store.client.execute_command("PEXPIRETIME", seen)
-    assert expires_at == ms(tick + schedule.catchup_window + DEDUP_MARGIN)
+    ttl_ms = WATERMARK_TTL.total_seconds() * 1000
+    assert ttl_ms - 5_000 < store.client.pttl(seen) <= ttl_ms, "a TTL on Redis's clock, never an instant of ours"
     assert not store.client.exists(store.keys.done(report.key)), "not finished: not done"
 
 
@@ -430,7 +439,7 @@ def test_finishing_a_tick_drops_its_dedup_set_and_records_it_done_with_a_ttl(sto
     token = take_lease(store, "r1")
     tick, now = current_tick(store)
     plan = [TickPlan(tick, Fanout(report.track, report.tenant_ids).firings_at(tick))]
-    store.accept(token, report.track.schedule, report.key, plan, now, tick, WATERMARK_TTL)
+    accept(store, token, report.track.schedule, report.key, plan, tick, WATERMARK_TTL)
 
     ttl_ms = WATERMARK_TTL.total_seconds() * 1000
     assert not store.client.exists(store.keys.seen(report.key, ms(tick)))
@@ -449,14 +458,14 @@ def test_done_ticks_older_than_window_plus_margin_are_trimmed(store, report):
     kept, dropped = tick - horizon + timedelta(minutes=1), tick - horizon - timedelta(minutes=1)
     for old in (dropped, kept):
         fanout = Fanout(report.track, report.tenant_ids)
-        store.accept(token, schedule, report.key, [TickPlan(old, fanout.firings_at(old))],
-                     old + timedelta(seconds=1), old, WATERMARK_TTL)
-    assert len(store.client.zrange(store.keys.done(report.key), 0, -1)) == 2
+        accept(store, token, schedule, report.key, [TickPlan(old, fanout.firings_at(old))], old, WATERMARK_TTL)
+    scores = [score for _, score in store.client.zrange(store.keys.done(report.key), 0, -1, withscores=True)]
+    assert scores == [ms(kept)], "a tick older than now - window - 24 h (Redis's clock) is forgotten at once"
 
     plan = [TickPlan(tick, Fanout(report.track, report.tenant_ids).firings_at(tick))]
-    store.accept(token, schedule, report.key, plan, now, tick, WATERMARK_TTL)
+    accept(store, token, schedule, report.key, plan, tick, WATERMARK_TTL)
     scores = [score for _, score in store.client.zrange(store.keys.done(report.key), 0, -1, withscores=True)]
-    assert scores == [ms(kept), ms(tick)], "only the tick older than now - window - 24 h is forgotten"
+    assert scores == [ms(kept), ms(tick)]
 
 
 def test_an_old_late_tick_kept_by_the_latest_policy_is_still_deduplicated(tmp_path, store):
@@ -469,6 +478,7 @@ def test_an_old_late_tick_kept_by_the_latest_policy_is_still_deduplicated(tmp_pa
     tenants = ["acme", "globex"]
     job = "Yearly"
     queue = "reports"
+    catchup_window = "7d"
     """
     state = track_of(tmp_path, table, "yearly")
     schedule = state.track.schedule
@@ -480,10 +490,10 @@ def test_an_old_late_tick_kept_by_the_latest_policy_is_still_deduplicated(tmp_pa
     token = take_lease(store, "r1")
     # A leader accepts an unfinished batch (a big Redis set is accepted in batches), then dies;
     # the next leader plans the same tick from the same watermark and accepts it again.
-    first = store.accept(token, schedule, state.key, plan.ticks, now, None, WATERMARK_TTL)
+    first = accept(store, token, schedule, state.key, plan.ticks, None, WATERMARK_TTL)
     expire_lease(store)
     token = take_lease(store, "r2")
-    again = store.accept(token, schedule, state.key, plan.ticks, now, plan.watermark, WATERMARK_TTL)
+    again = accept(store, token, schedule, state.key, plan.ticks, plan.watermark, WATERMARK_TTL)
 
     assert first == Acceptance(2, 0, 0)
     ids = [m["firing_id"] for m in read_stream(store.client, QUEUE)]
@@ -503,11 +513,10 @@ def test_every_key_of_a_store_lives_under_its_prefix_and_one_hash_tag(redis_serv
     tick, now = current_tick(store)
     schedule = report.track.schedule
     plan = plan_at(schedule, tick, ["acme", "globex"], [tick, FAR_FUTURE])
-    store.accept(old, schedule, report.key, [plan], now, None, WATERMARK_TTL)  # leaves the dedup set
-    store.accept(old, schedule, report.key, [plan_at(schedule, tick - timedelta(minutes=1), ["acme"], [tick])],
-                 now, tick - timedelta(minutes=1), WATERMARK_TTL)  # leaves done and watermark
+    accept(store, old, schedule, report.key, [plan], None, WATERMARK_TTL)  # leaves the dedup set
+    accept(store, old, schedule, report.key, [plan_at(schedule, tick - timedelta(minutes=1), ["acme"], [tick])], tick - timedelta(minutes=1), WATERMARK_TTL)  # leaves done and watermark
     store.dispatch(old, QUEUE)
-    store.publish_table("abc123", "/etc/schedules.toml", "r1", 1, now)
+    store.publish_table(old, "abc123", "/etc/schedules.toml", now)
     store.release(old)
     take_lease(store, "r2")
 
@@ -525,12 +534,94 @@ def test_every_key_of_a_store_lives_under_its_prefix_and_one_hash_tag(redis_serv
 
 
 def test_publish_table_records_what_the_leader_runs(store):
+    token = take_lease(store, "r1")
     now = datetime(2026, 11, 22, 3, 4, 5, 123456, tzinfo=UTC)
-    store.publish_table("f1ngerprint", "/srv/schedules.toml", "r1", 7, now)
+    store.publish_table(token, "f1ngerprint", "/srv/schedules.toml", now)
     assert store.client.hgetall(store.keys.table) == {
         b"fingerprint": b"f1ngerprint",
         b"path": b"/srv/schedules.toml",
         b"replica": b"r1",
-        b"epoch": b"7",
+        b"epoch": b"1",
         b"loaded_at": b"2026-11-22T03:04:05.123Z",
     }
+
+
+def test_publish_table_is_fenced_a_stale_token_writes_nothing(store):
+    stale = take_lease(store, "r1")
+    expire_lease(store)
+    take_lease(store, "r2")
+    with pytest.raises(NotLeader):
+        store.publish_table(stale, "f1ngerprint", "/srv/schedules.toml", datetime(2026, 11, 22, tzinfo=UTC))
+    assert not store.client.exists(store.keys.table)
+
+
+# -- refusals in the middle of a pass -----------------------------------------------------------
+
+
+def test_chunks_refused_by_a_full_redis_leave_the_tick_unfinished_and_a_retry_completes_it_once(store, report):
+    token = take_lease(store, "r1")
+    tick, _ = current_tick(store)
+    tenants = many(2 * CHUNK + 500)
+    plan = [TickPlan(tick, Fanout(report.track, tenants).firings_at(tick))]
+    client = store.client
+    for script in (store._enqueue, store._finish):
+        client.script_load(script.text)
+    client.config_set("maxmemory-policy", "noeviction")
+    # A first chunk starts under the limit and takes Redis over it (with the pipeline's own query
+    # buffer); the chunks after it are refused with OOM.
+    client.config_set("maxmemory", int(client.info("memory")["used_memory"]) + 256 * 1024)
+    try:
+        with pytest.raises(RedisUnavailable, match="used memory > .maxmemory."):
+            accept(store, token, report.track.schedule, report.key, plan, tick, WATERMARK_TTL)
+        landed = client.xlen(stream_name(QUEUE))
+        assert 0 < landed < len(tenants), "some chunks landed, some were refused"
+        assert store.watermark(report.key) is None, "a tick with a refused chunk is not finished"
+        assert not client.exists(store.keys.done(report.key))
+        assert client.scard(store.keys.seen(report.key, ms(tick))) == landed, "what was accepted is remembered"
+    finally:
+        client.config_set("maxmemory", 0)
+
+    again = accept(store, token, report.track.schedule, report.key, plan, tick, WATERMARK_TTL)
+
+    assert again == Acceptance(delivered=len(tenants) - landed, pending=0, duplicates=landed)
+    ids = Counter(message["firing_id"] for message in read_stream(client, QUEUE))
+    assert set(ids) == {f"report/{tenant}/{format_tick(tick)}" for tenant in tenants}
+    assert max(ids.values()) == 1
+    assert store.watermark(report.key) == tick
+
+
+def test_a_firing_whose_write_fails_is_not_recorded_so_a_retry_delivers_it(store, report):
+    token = take_lease(store, "r1")
+    tick, _ = current_tick(store)
+    plan = [TickPlan(tick, Fanout(report.track, report.tenant_ids).firings_at(tick))]
+    store.client.set(stream_name(QUEUE), "not a stream")  # XADD fails with WRONGTYPE
+
+    with pytest.raises(RedisUnavailable, match="WRONGTYPE"):
+        accept(store, token, report.track.schedule, report.key, plan, tick, WATERMARK_TTL)
+    assert not store.client.exists(store.keys.seen(report.key, ms(tick))), "nothing recorded as accepted"
+    assert store.watermark(report.key) is None
+
+    store.client.delete(stream_name(QUEUE))
+    assert accept(store, token, report.track.schedule, report.key, plan, tick, WATERMARK_TTL).delivered == 3
+    assert len(read_stream(store.client, QUEUE)) == 3
+
+
+def test_a_refused_tick_keeps_the_earlier_ticks_finished_and_the_watermark_before_it(store, report, monkeypatch):
+    token = take_lease(store, "r1")
+    tick, _ = current_tick(store)
+    earlier = tick - timedelta(minutes=1)
+    fanout = Fanout(report.track, report.tenant_ids)
+    plans = [TickPlan(earlier, fanout.firings_at(earlier)), TickPlan(tick, fanout.firings_at(tick))]
+    send = store.send
+
+    def refusing_the_second_tick(calls, doing="enqueueing firings"):
+        replies = send(calls, doing)
+        return [RedisUnavailable("enqueueing firings: BUSY") if call.tick == tick and doing == "enqueueing firings"
+                else reply for call, reply in zip(calls, replies)]
+
+    monkeypatch.setattr(store, "send", refusing_the_second_tick)
+    with pytest.raises(RedisUnavailable, match="BUSY"):
+        accept(store, token, report.track.schedule, report.key, plans, tick, WATERMARK_TTL)
+
+    assert store.watermark(report.key) == earlier, "finished up to the tick before the refused one"
+    assert store.client.zrange(store.keys.done(report.key), 0, -1) == [str(ms(earlier)).encode()]

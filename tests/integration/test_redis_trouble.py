@@ -11,7 +11,7 @@ from datetime import timedelta
 
 import pytest
 import redis
-from support import WATERMARK_TTL, floor_minute, make_store, read_stream, redis_now, take_lease, track_of
+from support import WATERMARK_TTL, accept, floor_minute, make_store, read_stream, redis_now, take_lease, track_of
 
 from redis_server import free_port, wait_for
 from scheduler.clock.planner import Fanout, TickPlan
@@ -99,10 +99,12 @@ def every_store_call(store, token, schedule, track_key, tick, now):
         "release": lambda: store.release(token),
         "holder": lambda: store.holder(),
         "watermark": lambda: store.watermark(track_key),
-        "accept": lambda: store.accept(token, schedule, track_key, plan, now, tick, WATERMARK_TTL),
+        "time": lambda: store.time(),
+        "eviction": lambda: store.eviction(),
+        "accept": lambda: accept(store, token, schedule, track_key, plan, tick, WATERMARK_TTL),
         "dispatch": lambda: store.dispatch(token, "reports"),
         "queues": lambda: store.queues(),
-        "publish_table": lambda: store.publish_table("f", "/p", "r1", 1, now),
+        "publish_table": lambda: store.publish_table(token, "f", "/p", now),
     }
 
 
@@ -141,9 +143,15 @@ def test_each_failure_names_what_was_being_done(tmp_path, redis_server):
         store.acquire("r1", timedelta(seconds=10))
     with pytest.raises(RedisUnavailable, match="^delivering pending firings: ConnectionError$"):
         store.dispatch("1:r1", "reports")
+    tick = floor_minute(now)
+    plan = [TickPlan(tick, Fanout(state.track, ["acme"]).firings_at(tick))]
     with pytest.raises(RedisUnavailable, match="^enqueueing firings: ConnectionError$"):
-        store.accept("1:r1", state.track.schedule, state.key, [], now, now, WATERMARK_TTL)
-    with pytest.raises(RedisUnavailable, match="^reading a watermark: ConnectionError$"):
+        accept(store, "1:r1", state.track.schedule, state.key, plan, tick, WATERMARK_TTL)
+    with pytest.raises(RedisUnavailable, match="^finishing ticks: ConnectionError$"):
+        accept(store, "1:r1", state.track.schedule, state.key, [], now, WATERMARK_TTL)
+    with pytest.raises(RedisUnavailable, match="^reading Redis's clock: ConnectionError$"):
+        store.time()
+    with pytest.raises(RedisUnavailable, match="^reading watermarks: ConnectionError$"):
         store.watermark(state.key)
 
 
@@ -241,12 +249,12 @@ def test_a_restarted_server_keeps_the_state_and_the_scripts_are_loaded_again(tmp
     now = redis_now(client)
     tick = floor_minute(now)
     plan = [TickPlan(tick, Fanout(state.track, state.tenant_ids).firings_at(tick))]
-    assert store.accept(token, state.track.schedule, state.key, plan, now, None, WATERMARK_TTL).delivered == 2
+    assert accept(store, token, state.track.schedule, state.key, plan, None, WATERMARK_TTL).delivered == 2
 
     redis_server.restart()  # appendonly + fsync always: data survives, the script cache does not
     assert client.script_exists(store._enqueue.sha) == [False]
 
-    again = store.accept(token, state.track.schedule, state.key, plan, now, tick, WATERMARK_TTL)
+    again = accept(store, token, state.track.schedule, state.key, plan, tick, WATERMARK_TTL)
     assert (again.delivered, again.duplicates) == (0, 2), "the dedup set survived the restart"
     assert store.watermark(state.key) == tick
     assert len(read_stream(client, "reports")) == 2

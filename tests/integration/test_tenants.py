@@ -11,6 +11,8 @@ from support import WATERMARK_TTL, floor_minute, redis_now, stream_name, take_le
 from scheduler.clock.firing import format_tick
 from scheduler.clock.planner import Fanout
 from scheduler.replica.tracks import BATCH
+from scheduler.store.delivery import Delivery
+from scheduler.store.state import Acceptance
 from scheduler.tenants import SCAN_BATCH, resolve, scan_redis_set
 
 SET_KEY = "tenants:active"
@@ -96,19 +98,19 @@ def test_a_missing_set_yields_no_batch_and_resolves_to_no_tenants(tmp_path, redi
     assert list(scan_redis_set(redis_client, "tenants:nobody")) == []
     state = track_of(tmp_path, TABLE, "rollup")
     assert resolve(state.track.schedule.tenants, redis_client) == []
-    assert list(state.batches(redis_client)) == [([], True)], "at least one (empty) batch, marked last"
+    assert list(state.batches(redis_client)) == [[]], "at least one (empty) batch"
 
 
-def test_track_batches_stream_the_set_and_mark_only_the_last(tmp_path, redis_client):
+def test_track_batches_stream_the_set_in_batches_of_at_most_batch(tmp_path, redis_client):
     members = ids(2 * BATCH + 5_000)
     fill(redis_client, SET_KEY, members)
     state = track_of(tmp_path, TABLE, "rollup")
 
     batches = list(state.batches(redis_client))
 
-    assert [last for _, last in batches] == [False] * (len(batches) - 1) + [True]
+    assert all(len(batch) <= BATCH for batch in batches)
     assert len(batches) >= 3
-    flat = [tenant for batch, _ in batches for tenant in batch]
+    flat = [tenant for batch in batches for tenant in batch]
     assert sorted(flat) == members
 
 
@@ -122,16 +124,17 @@ def test_a_tick_over_a_100k_member_set_is_enqueued_once_as_the_run_loop_does_it(
     tick = floor_minute(now)
     watermark = tick - timedelta(minutes=1)  # the previous tick of `every = "1m"`
 
-    watermarks = []
-    for tenant_ids, last in state.batches(redis_client):  # as Replica._handle does it
+    delivery = Delivery(store, token)  # as the work loop does it: batch by batch, then finish
+    for tenant_ids in state.batches(redis_client):
         plan = Fanout(state.track, tenant_ids).catch_up(watermark, now)
-        result = store.accept(token, schedule, state.key, plan.ticks, now, plan.watermark if last else None,
-                              WATERMARK_TTL)
-        assert result.duplicates == 0 and result.pending == 0
-        watermarks.append(store.watermark(state.key))
+        delivery.accept(schedule, state.key, plan.ticks, WATERMARK_TTL)
+    assert store.watermark(state.key) is None, "nothing finishes before every batch was accepted"
+    delivery.finish(state.key, [tick], plan.watermark, WATERMARK_TTL, timedelta(days=2))
+    outcome = delivery.close()
 
-    assert watermarks[:-1] == [None] * (len(watermarks) - 1), "only the last batch advances the watermark"
-    assert watermarks[-1] == tick
+    assert outcome.error is None and outcome.finished == {state.key}
+    assert outcome.accepted[state.key] == Acceptance(delivered=100_000)
+    assert store.watermark(state.key) == tick
     assert redis_client.xlen(stream_name("rollups")) == 100_000
     firing_ids = Counter(fields[b"firing_id"].decode() for _, fields in redis_client.xrange(stream_name("rollups")))
     assert max(firing_ids.values()) == 1

@@ -10,9 +10,9 @@
 -- ARGV[3]  how many firings to move at most
 --
 -- Returns {moved, next}: next is the earliest enqueue_at still pending in ms, or -1 when none is;
--- {-1, -1} when the caller no longer holds the lease.
+-- -1 when the caller no longer holds the lease.
 if redis.call('GET', KEYS[1]) ~= ARGV[1] then
-    return {-1, -1}
+    return -1
 end
 local now = redis.call('TIME')
 local now_ms = tonumber(now[1]) * 1000 + math.floor(tonumber(now[2]) / 1000)

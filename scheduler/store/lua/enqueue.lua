@@ -1,77 +1,77 @@
 -- Accept one chunk of a tick's firings, fenced by the lease, each firing exactly once.
 -- The target's `deliver(keys, message)` is prepended to this script when it is loaded.
 --
+-- A firing is written first and recorded in the dedup set right after, so a write that fails (a
+-- wrong-type key, say) aborts the script before the firing is recorded: a retry delivers it then.
+-- This call never marks the tick done: finish.lua does, once every chunk of the tick was accepted.
+--
 -- KEYS[1]  the lease
 -- KEYS[2]  this tick's dedup set: the tenants already accepted for (track, tick)
 -- KEYS[3]  the track's finished ticks: a sorted set, member and score the tick in ms
--- KEYS[4]  the track's watermark: the last tick handled, in ms
--- KEYS[5]  the queue's pending firings (waiting out their jitter), scored by enqueue_at in ms
--- KEYS[6]  the queue's pending payloads: firing id -> message JSON
--- KEYS[7]  the set of queues that have pending firings (so none is ever forgotten)
--- KEYS[8..] the target's keys for this queue (for a stream target: the stream)
+-- KEYS[4]  the queue's pending firings (waiting out their jitter), scored by enqueue_at in ms
+-- KEYS[5]  the queue's pending payloads: firing id -> message JSON
+-- KEYS[6]  the set of queues that have pending firings (so none is ever forgotten)
+-- KEYS[7..] the target's keys for this queue (for a stream target: the stream)
 -- ARGV[1]  the caller's lease token "<epoch>:<replica id>"
 -- ARGV[2]  the caller's epoch
--- ARGV[3]  the tick in ms, or "" for a call that only advances the watermark
--- ARGV[4]  "1" when this chunk finishes the tick: mark it done, drop its dedup set, advance
--- ARGV[5]  the watermark to advance to when finishing, in ms ("" for none)
--- ARGV[6]  when the dedup set expires (unix ms): max(tick, now) + catch-up window + 24 h
--- ARGV[7]  the watermark's TTL in ms
--- ARGV[8]  finished ticks older than this (unix ms) are forgotten
--- ARGV[9]  the queue name
--- ARGV[10] the schedule; ARGV[11] the tick as YYYY-MM-DDTHH:MM:SSZ; ARGV[12] the job; ARGV[13] args JSON
--- ARGV[14..] the firings, three values each: tenant, enqueue_at in ms, enqueue_at as ISO 8601
+-- ARGV[3]  the tick in ms
+-- ARGV[4]  the dedup set's TTL in ms (as long as the watermark's: an unfinished tick outlives it)
+-- ARGV[5]  the queue name
+-- ARGV[6]  the schedule; ARGV[7] the tick as YYYY-MM-DDTHH:MM:SSZ; ARGV[8] the job; ARGV[9] args JSON
+-- ARGV[10..] the firings, three values each: tenant, enqueue_at in ms, enqueue_at as ISO 8601
 --
--- Returns {delivered, pending, duplicates}, or {-1, 0, 0} when the caller no longer holds the lease.
+-- Returns {delivered, pending, duplicates}, or -1 when the caller no longer holds the lease.
+-- Due means enqueue_at <= Redis's own clock (TIME), the one clock every replica shares.
 if redis.call('GET', KEYS[1]) ~= ARGV[1] then
-    return {-1, 0, 0}
+    return -1
+end
+local firings = (#ARGV - 9) / 3
+if redis.call('ZSCORE', KEYS[3], ARGV[3]) then
+    return {0, 0, firings}
+end
+if firings == 0 then
+    return {0, 0, 0}
 end
 local now = redis.call('TIME')
 local now_ms = tonumber(now[1]) * 1000 + math.floor(tonumber(now[2]) / 1000)
-local delivered, pending, duplicates = 0, 0, 0
 local target_keys = {}
-for i = 8, #KEYS do
+for i = 7, #KEYS do
     target_keys[#target_keys + 1] = KEYS[i]
 end
-local tick = ARGV[3]
-local done = tick ~= '' and redis.call('ZSCORE', KEYS[3], tick)
-for i = 14, #ARGV, 3 do
-    local tenant, at_ms = ARGV[i], tonumber(ARGV[i + 1])
-    if done or redis.call('SADD', KEYS[2], tenant) == 0 then
+local tenants = {}
+for i = 10, #ARGV, 3 do
+    tenants[#tenants + 1] = ARGV[i]
+end
+local known = redis.call('SMISMEMBER', KEYS[2], unpack(tenants))
+local delivered, pending, duplicates = 0, 0, 0
+local here = {}
+for n, tenant in ipairs(tenants) do
+    if known[n] == 1 or here[tenant] then
         duplicates = duplicates + 1
     else
+        here[tenant] = true
+        local i = 10 + (n - 1) * 3
+        local at_ms = tonumber(ARGV[i + 1])
         local message = {
-            firing_id = ARGV[10] .. '/' .. tenant .. '/' .. ARGV[11],
-            schedule = ARGV[10], tenant = tenant, tick = ARGV[11], enqueue_at = ARGV[i + 2],
-            job = ARGV[12], args = ARGV[13], queue = ARGV[9], epoch = ARGV[2],
+            firing_id = ARGV[6] .. '/' .. tenant .. '/' .. ARGV[7],
+            schedule = ARGV[6], tenant = tenant, tick = ARGV[7], enqueue_at = ARGV[i + 2],
+            job = ARGV[8], args = ARGV[9], queue = ARGV[5], epoch = ARGV[2],
         }
         if at_ms <= now_ms then
             deliver(target_keys, message)
             delivered = delivered + 1
         else
-            redis.call('HSET', KEYS[6], message.firing_id, cjson.encode(message))
-            redis.call('ZADD', KEYS[5], at_ms, message.firing_id)
+            redis.call('HSET', KEYS[5], message.firing_id, cjson.encode(message))
+            redis.call('ZADD', KEYS[4], at_ms, message.firing_id)
             pending = pending + 1
         end
+        redis.call('SADD', KEYS[2], tenant)
     end
 end
-if tick ~= '' and not done and #ARGV >= 14 then
-    redis.call('PEXPIREAT', KEYS[2], ARGV[6])
+if delivered + pending > 0 then
+    redis.call('PEXPIRE', KEYS[2], ARGV[4])
 end
 if pending > 0 then
-    redis.call('SADD', KEYS[7], ARGV[9])
-end
-if ARGV[4] == '1' then
-    if tick ~= '' then
-        redis.call('ZADD', KEYS[3], tick, tick)
-        redis.call('DEL', KEYS[2])
-        redis.call('ZREMRANGEBYSCORE', KEYS[3], '-inf', '(' .. ARGV[8])
-        redis.call('PEXPIRE', KEYS[3], ARGV[7])
-    end
-    local current = tonumber(redis.call('GET', KEYS[4]) or '-1')
-    if ARGV[5] ~= '' and tonumber(ARGV[5]) > current then
-        redis.call('SET', KEYS[4], ARGV[5], 'PX', ARGV[7])
-    else
-        redis.call('PEXPIRE', KEYS[4], ARGV[7])
-    end
+    redis.call('SADD', KEYS[6], ARGV[5])
 end
 return {delivered, pending, duplicates}

@@ -1,0 +1,300 @@
+"""The leader's work loop: a plain thread that nothing can drop, deciding on Redis's clock.
+
+    while not stopping:
+        beat (the watchdog in the lease thread reads it)
+        re-read the table if it changed (between passes, never under one)
+        if leading and something is due by Redis's clock: one pass
+        else wait until the next due instant, a wake-up, or a second, whichever is first
+
+A pass reads Redis's clock (TIME), plans every due track from its watermark, sends the firings of
+every track due at that instant together (store/delivery.py), finishes the ticks that were fully
+accepted, and delivers pending firings whose enqueue_at has come. The replica's own wall clock is
+never consulted: "due", "late", "first seen" and every expiry are Redis's TIME; the replica's
+monotonic clock only measures how long to sleep until Redis's clock reaches the next due instant.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import random
+import threading
+import time
+from collections.abc import Callable
+from dataclasses import dataclass
+from datetime import datetime, timedelta
+from pathlib import Path
+
+from loguru import logger
+
+from scheduler.clock.firing import format_instant, format_tick
+from scheduler.clock.planner import Fanout
+from scheduler.errors import NotLeader, RedisUnavailable, TableError
+from scheduler.lease import Lease
+from scheduler.replica.tracks import TrackState, build_tracks
+from scheduler.store.delivery import Delivery
+from scheduler.store.state import CHUNK, DEDUP_MARGIN, NEVER, Acceptance, Store, dispatched
+from scheduler.table import InlineTenants, Table, load_table
+
+IDLE_BEAT = 1.0  # the longest the loop waits without going round (and beating)
+MAX_BACKOFF = 5.0  # the longest wait before retrying a pass that Redis refused
+
+
+@dataclass
+class _Planned:
+    """A track as one pass planned it: what to log once its ticks are finished."""
+
+    state: TrackState
+    watermark: datetime | None  # as read before planning
+    ticks: list[datetime]
+    advanced_to: datetime  # the watermark once every tick is handled
+    skipped: int
+
+
+class RedisClock:
+    """Redis's clock as this replica sees it: the last TIME reply, carried forward on the monotonic
+    clock (read half-way through the round trip). Only for knowing how long to sleep."""
+
+    def __init__(self, store: Store) -> None:
+        self.store = store
+        self._anchor: tuple[datetime, float] | None = None
+
+    def read(self) -> datetime:
+        sent = time.monotonic()
+        now = self.store.time()
+        self._anchor = (now, (sent + time.monotonic()) / 2)
+        return now
+
+    def seconds_until(self, instant: datetime) -> float:
+        if self._anchor is None:
+            return 0.0
+        redis_then, local_then = self._anchor
+        return (instant - redis_then).total_seconds() - (time.monotonic() - local_then)
+
+
+class Worker:
+    def __init__(self, store: Store, lease: Lease, config: Path, table: Table, reload_interval: timedelta,
+                 retry_interval: timedelta, stopping: threading.Event, on_fenced: Callable[[], None],
+                 on_crash: Callable[[], None]) -> None:
+        self.store = store
+        self.lease = lease
+        self.config = config
+        self.table = table
+        self.tracks = build_tracks(table)
+        self.reload_interval = reload_interval.total_seconds()
+        self.retry = retry_interval.total_seconds()
+        self.stopping = stopping
+        self.on_fenced = on_fenced  # a fenced write was refused: let the lease thread find out why
+        self.on_crash = on_crash  # the loop died of an unexpected error: the process must stop
+        self.wake = threading.Event()
+        self.clock = RedisClock(store)
+        self.last_beat = time.monotonic()
+        self._digest = _digest(table)
+        self._next_reload_check = 0.0
+        self._reload_forced = False
+        self._term: str | None = None  # the lease token the loop last worked under
+        self._queues: dict[str, datetime | None] = {}  # queue -> when its next pending firing is due
+        self._failures = 0
+        self._thread = threading.Thread(target=self._run, name="work", daemon=True)
+
+    # -- the loop -------------------------------------------------------------------------------
+
+    def start(self) -> None:
+        self._thread.start()
+
+    def join(self, timeout: float) -> None:
+        self.wake.set()
+        self._thread.join(timeout)
+
+    def stalled_for(self) -> float:
+        """Seconds since the loop last showed progress (a pass, a round trip, or an idle turn)."""
+        return time.monotonic() - self.last_beat
+
+    def request_reload(self) -> None:
+        self._reload_forced = True
+        self.wake.set()
+
+    def _beat(self) -> None:
+        self.last_beat = time.monotonic()
+
+    def _run(self) -> None:
+        try:
+            self._loop()
+        except Exception:
+            # A bug, not a Redis failure: it stops beating, so the watchdog gives the lease up.
+            logger.opt(exception=True).critical("the work loop failed; this replica stops")
+            self.on_crash()
+
+    def _loop(self) -> None:
+        while not self.stopping.is_set():
+            self._beat()
+            self._reload_if_changed()
+            token = self.lease.token
+            if token is None or not self.lease.held:
+                self._term = None
+                self._wait(IDLE_BEAT)
+                continue
+            if token == self._term:
+                wait = self._seconds_until_due()
+                if wait > 0:
+                    self._wait(wait)
+                    continue
+            self._wait(self._work(token))
+
+    def _wait(self, seconds: float) -> None:
+        if seconds > 0 and self.wake.wait(min(seconds, IDLE_BEAT)):
+            self.wake.clear()
+
+    def _seconds_until_due(self) -> float:
+        due = [state.due for state in self.tracks.values()] + list(self._queues.values())
+        if not due:
+            return IDLE_BEAT
+        if None in due:
+            return 0.0
+        return self.clock.seconds_until(min(due))
+
+    def _work(self, token: str) -> float:
+        """One pass; returns how long to wait before the next turn (0: go round at once)."""
+        try:
+            now = self.clock.read()
+            if token != self._term:
+                self._begin_term(token, now)
+            self._handle_due_tracks(token, now)
+            self._deliver_pending(token, now)
+        except NotLeader:
+            logger.warning("a fenced write was refused: the lease of epoch {} is no longer ours", self.lease.epoch)
+            self.on_fenced()
+            return IDLE_BEAT
+        except RedisUnavailable as error:
+            self._failures += 1
+            if self._failures == 1:
+                logger.error("work interrupted: {}; retrying", error)
+            return min(self.retry * 2 ** (self._failures - 1), MAX_BACKOFF) * random.uniform(0.5, 1.0)
+        if self._failures:
+            logger.info("work resumed after {} failed attempts", self._failures)
+            self._failures = 0
+        return 0.0
+
+    def _begin_term(self, token: str, now: datetime) -> None:
+        """A new term: every track starts again from its watermark, every queue is checked."""
+        for state in self.tracks.values():
+            state.due = None
+        self._queues = {queue: None for queue in self.store.queues() | self._table_queues()}
+        self.store.publish_table(token, self.table.fingerprint, str(self.config), now)
+        self._term = token
+
+    def _table_queues(self) -> set[str]:
+        return {schedule.queue for schedule in self.table.schedules}
+
+    # -- tracks ---------------------------------------------------------------------------------
+
+    def _handle_due_tracks(self, token: str, now: datetime) -> None:
+        due = [state for state in self.tracks.values() if state.due is None or state.due <= now]
+        if not due:
+            return
+        delivery = Delivery(self.store, token, progress=self._beat)
+        planned = []
+        for state, watermark in zip(due, self.store.watermarks([state.key for state in due])):
+            track = self._plan(state, watermark, now, delivery)
+            if track is None:
+                break  # stopping, or the lease is gone: what was not finished is planned again
+            planned.append(track)
+        outcome = delivery.close()
+        for track in planned:
+            if track.state.key in outcome.finished:
+                accepted = outcome.accepted.get(track.state.key, Acceptance())
+                if accepted.pending:
+                    self._queues[track.state.track.schedule.queue] = now
+                track.state.due = track.state.next_due(max(now, track.advanced_to))
+                _log(track, now, accepted)
+        if outcome.error is not None:
+            raise outcome.error
+
+    def _plan(self, state: TrackState, watermark: datetime | None, now: datetime,
+              delivery: Delivery) -> _Planned | None:
+        """Plan ``state``'s track into ``delivery``, tenant batch by tenant batch; None if interrupted."""
+        schedule = state.track.schedule
+        ttl = state.watermark_ttl(now)
+        track = _Planned(state, watermark, [], now, 0)
+        for tenant_ids in state.batches(self.store.client):
+            if self.stopping.is_set() or not self.lease.held:
+                return None
+            plan = Fanout(state.track, tenant_ids).catch_up(watermark, now)
+            delivery.accept(schedule, state.key, plan.ticks, ttl)
+            track.skipped += plan.skipped
+            track.ticks, track.advanced_to = [tick.tick for tick in plan.ticks], plan.watermark
+        delivery.finish(state.key, track.ticks, track.advanced_to, ttl, schedule.catchup_window + DEDUP_MARGIN)
+        return track
+
+    # -- pending firings ------------------------------------------------------------------------
+
+    def _deliver_pending(self, token: str, now: datetime) -> None:
+        """Move every due pending firing to its queue: one pipelined call per queue that has any."""
+        due = sorted(queue for queue, at in self._queues.items() if at is None or at <= now)
+        while due and not self.stopping.is_set():
+            calls = [self.store.dispatch_call(token, queue, CHUNK) for queue in due]
+            replies = self.store.send(calls, "delivering pending firings")
+            self._beat()
+            again = []
+            for queue, reply in zip(due, replies):
+                if isinstance(reply, RedisUnavailable):
+                    raise reply
+                moved, upcoming = dispatched(reply)
+                self._queues[queue] = upcoming or NEVER
+                if moved >= CHUNK:
+                    again.append(queue)
+            due = again
+
+    # -- reloading ------------------------------------------------------------------------------
+
+    def _reload_if_changed(self) -> None:
+        if not self._reload_forced and time.monotonic() < self._next_reload_check:
+            return
+        forced, self._reload_forced = self._reload_forced, False
+        self._next_reload_check = time.monotonic() + self.reload_interval
+        digest = _digest(self.table, self.config)
+        if digest == self._digest and not forced:
+            return
+        self._digest = digest
+        try:
+            table = load_table(self.config)
+        except TableError as error:
+            logger.error("{} is broken; still running the last good table ({}):\n{}", self.config,
+                         self.table.fingerprint, error)
+            return
+        if table.fingerprint == self.table.fingerprint:
+            if forced:
+                logger.info("reloaded {}: unchanged ({})", self.config, table.fingerprint)
+            return
+        logger.info("reloaded {}: {} -> {} ({} schedules)", self.config, self.table.fingerprint,
+                    table.fingerprint, len(table.schedules))
+        self.table, self.tracks = table, build_tracks(table)
+        self._term = None  # publish the new table and start every track from its watermark
+
+
+def _log(track: _Planned, now: datetime, accepted: Acceptance) -> None:
+    key, schedule = track.state.key, track.state.track.schedule
+    if track.watermark is None:
+        logger.info("schedule {}: first seen, starting after {}", key, format_instant(now))
+    elif track.skipped:
+        logger.warning("schedule {}: catch-up policy {!r} skipped {} late firings", key, schedule.catchup.value,
+                       track.skipped)
+    if track.ticks:
+        span = format_tick(track.ticks[0]) + (f" .. {format_tick(track.ticks[-1])}" if len(track.ticks) > 1 else "")
+        logger.info("schedule {}: tick {}: {} enqueued, {} waiting out their jitter{}", key, span, accepted.delivered,
+                    accepted.pending, f", {accepted.duplicates} already accepted before" if accepted.duplicates else "")
+
+
+def _digest(table: Table, config: Path | None = None) -> str:
+    """A cheap content hash of the table file and the tenant files it read, to notice edits."""
+    digest = hashlib.sha256()
+    for path in [config or table.path, *_tenant_files(table)]:
+        try:
+            digest.update(path.read_bytes())
+        except OSError:
+            digest.update(b"\0missing\0")
+    return digest.hexdigest()
+
+
+def _tenant_files(table: Table) -> list[Path]:
+    return [s.file for s in table.tenant_sets.values() if isinstance(s, InlineTenants) and s.file]
+

@@ -1,0 +1,98 @@
+"""One pass's fenced writes: the firings of every track due at one instant, then their finishing.
+
+A tick is finished (recorded done, its dedup set dropped, the watermark moved past it) only after
+every chunk of it was accepted. So the enqueue calls of a pass go out first, pipelined across
+tracks (every schedule due at one instant in one round trip, up to ROUND_TRIP_FIRINGS); the replies
+say which (track, tick) had a chunk refused (OOM, BUSY); then one more round trip finishes, track
+by track and in tick order, each tick up to the first one with a refusal. What was refused is
+planned again on the next pass, and the dedup set of the unfinished tick makes that safe.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass, field
+from datetime import datetime, timedelta
+
+from scheduler.clock.planner import TickPlan
+from scheduler.errors import RedisUnavailable
+from scheduler.store.state import ROUND_TRIP_FIRINGS, Acceptance, Call, Store
+from scheduler.table import Schedule
+
+
+@dataclass
+class Outcome:
+    accepted: dict[str, Acceptance] = field(default_factory=dict)  # by track
+    finished: set[str] = field(default_factory=set)  # tracks whose every tick was finished
+    error: RedisUnavailable | None = None  # the first refusal, when anything was left undone
+
+
+@dataclass
+class _Finish:
+    track: str
+    ticks: list[datetime]
+    watermark: datetime
+    ttl: timedelta
+    remember: timedelta
+
+
+class Delivery:
+    def __init__(self, store: Store, token: str, progress: Callable[[], None] = lambda: None) -> None:
+        self.store = store
+        self.token = token
+        self.progress = progress  # called after each round trip: the work loop is not stuck
+        self._calls: list[Call] = []
+        self._firings = 0
+        self._refused: set[tuple[str, datetime | None]] = set()
+        self._finishes: list[_Finish] = []
+        self.outcome = Outcome()
+
+    def accept(self, schedule: Schedule, track: str, ticks: Sequence[TickPlan], dedup_ttl: timedelta) -> None:
+        """Queue the calls that accept ``ticks``' firings; a full round trip's worth goes out at once."""
+        for call in self.store.enqueue_calls(self.token, schedule, track, ticks, dedup_ttl):
+            self._calls.append(call)
+            self._firings += call.firings
+            if self._firings >= ROUND_TRIP_FIRINGS:
+                self._send()
+
+    def finish(self, track: str, ticks: Sequence[datetime], watermark: datetime, ttl: timedelta,
+               remember: timedelta) -> None:
+        """Once every accept of ``track`` is queued: finish its ``ticks`` in order and move its
+        watermark to ``watermark`` (which may lie past the last tick, or stand alone with no ticks)."""
+        self._finishes.append(_Finish(track, list(ticks), watermark, ttl, remember))
+
+    def close(self) -> Outcome:
+        """Send what is queued, then finish every tick of which no chunk was refused."""
+        self._send()
+        calls: list[Call] = []
+        for finish in self._finishes:
+            refused = False
+            for tick in finish.ticks:
+                if (finish.track, tick) in self._refused:
+                    refused = True
+                    break
+                calls.append(self.store.finish_call(self.token, finish.track, tick, tick, finish.ttl, finish.remember))
+            if refused:
+                continue
+            if not finish.ticks or finish.watermark > finish.ticks[-1]:
+                calls.append(self.store.finish_call(self.token, finish.track, None, finish.watermark, finish.ttl,
+                                                    finish.remember))
+            self.outcome.finished.add(finish.track)
+        for call, reply in zip(calls, self.store.send(calls, "finishing ticks")):
+            if isinstance(reply, RedisUnavailable):
+                self.outcome.finished.discard(call.track)
+                self.outcome.error = self.outcome.error or reply
+        self.progress()
+        return self.outcome
+
+    def _send(self) -> None:
+        calls, self._calls, self._firings = self._calls, [], 0
+        if not calls:
+            return
+        for call, reply in zip(calls, self.store.send(calls)):
+            if isinstance(reply, RedisUnavailable):
+                self._refused.add((call.track, call.tick))
+                self.outcome.error = self.outcome.error or reply
+            else:
+                self.outcome.accepted.setdefault(call.track, Acceptance()).add(reply)
+        self.progress()

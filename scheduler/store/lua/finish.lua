@@ -1,0 +1,33 @@
+-- Finish a tick whose every chunk was accepted, and move the track's watermark, fenced.
+-- The caller sends this only after every enqueue call of the tick succeeded: a tick that is not
+-- finished keeps its dedup set, so a later leader that plans it again never sends a firing twice.
+--
+-- KEYS[1]  the lease
+-- KEYS[2]  the tick's dedup set (dropped once the tick is recorded done)
+-- KEYS[3]  the track's finished ticks: a sorted set, member and score the tick in ms
+-- KEYS[4]  the track's watermark: the last tick handled, in ms
+-- ARGV[1]  the caller's lease token "<epoch>:<replica id>"
+-- ARGV[2]  the tick in ms, or "" to only move the watermark (a first-seen track, skipped ticks)
+-- ARGV[3]  the watermark to advance to, in ms; it never moves back
+-- ARGV[4]  the TTL of the watermark and the finished set, in ms
+-- ARGV[5]  how long finished ticks are remembered, in ms, counted back from Redis's clock
+--
+-- Returns 1, or -1 when the caller no longer holds the lease.
+if redis.call('GET', KEYS[1]) ~= ARGV[1] then
+    return -1
+end
+if ARGV[2] ~= '' then
+    local now = redis.call('TIME')
+    local now_ms = tonumber(now[1]) * 1000 + math.floor(tonumber(now[2]) / 1000)
+    redis.call('ZADD', KEYS[3], ARGV[2], ARGV[2])
+    redis.call('DEL', KEYS[2])
+    redis.call('ZREMRANGEBYSCORE', KEYS[3], '-inf', '(' .. (now_ms - tonumber(ARGV[5])))
+    redis.call('PEXPIRE', KEYS[3], ARGV[4])
+end
+local current = tonumber(redis.call('GET', KEYS[4]) or '-1')
+if tonumber(ARGV[3]) > current then
+    redis.call('SET', KEYS[4], ARGV[3], 'PX', ARGV[4])
+else
+    redis.call('PEXPIRE', KEYS[4], ARGV[4])
+end
+return 1

@@ -1,0 +1,151 @@
+"""A Replica object (its lease thread and work loop) against a real redis-server: the watchdog that
+gives the lease up when the work loop is stuck, a work loop that dies, and Redis's eviction policy."""
+
+from __future__ import annotations
+
+import threading
+from datetime import timedelta
+
+import pytest
+from support import make_store
+
+from redis_server import RedisServer, wait_for
+from scheduler.lease import Lease
+from scheduler.replica.runner import Replica
+from scheduler.settings import Settings
+
+TABLE = """
+[[schedule]]
+name = "beat"
+every = "1s"
+tenants = ["acme", "globex"]
+job = "Beat"
+"""
+FAST = dict(lease_ttl=timedelta(seconds=2), retry_interval=timedelta(milliseconds=200),
+            stall_timeout=timedelta(seconds=1))
+
+
+@pytest.fixture
+def config(tmp_path):
+    path = tmp_path / "schedules.toml"
+    path.write_text(TABLE)
+    return path
+
+
+@pytest.fixture
+def replicas(store, config):
+    """Start Replicas over the test's Redis; each is stopped afterwards."""
+    started: list[Replica] = []
+
+    def start(name: str = "r1", **settings) -> Replica:
+        replica = Replica(Settings(**{**FAST, **settings}), config, store, name)
+        replica.start()
+        started.append(replica)
+        return replica
+
+    yield start
+    for replica in started:
+        replica.stop()
+
+
+def leading(replica: Replica) -> bool:
+    return replica.lease.held
+
+
+def test_a_leader_whose_work_loop_is_stuck_says_so_and_gives_the_lease_up(store, replicas, warnings, monkeypatch):
+    stuck, release = threading.Event(), threading.Event()
+    replica = replicas()
+    wait_for(lambda: leading(replica), message="r1 to lead")
+
+    def stuck_pass(token):
+        stuck.set()
+        release.wait(30)
+        return 0.0
+
+    monkeypatch.setattr(replica.worker, "_work", stuck_pass)
+    replica.worker.wake.set()
+    wait_for(stuck.is_set, message="the work loop to get stuck")
+
+    wait_for(lambda: store.holder() is None, timeout=10, message="the stuck leader to release the lease")
+    assert any("giving the lease up: the work loop has made no progress" in line for line in warnings)
+    rival = Lease(store, "r2", timedelta(seconds=2))
+    assert rival.acquire().value == "acquired", "a standby can take over at once"
+    release.set()
+
+
+def test_a_replica_whose_work_loop_is_stuck_does_not_take_the_lease(store, replicas, warnings, monkeypatch):
+    release = threading.Event()
+    holder = Lease(store, "holder", timedelta(seconds=30))
+    holder.acquire()
+    replica = replicas()
+    monkeypatch.setattr(replica.worker, "_wait", lambda seconds: release.wait(30))
+    replica.worker.wake.set()
+    wait_for(lambda: replica.worker.stalled_for() > 1.5, message="the work loop to stall")
+
+    store.release(holder.token)
+    wait_for(lambda: any("not taking the lease: the work loop has made no progress" in line for line in warnings),
+             message="the refusal to lead")
+    assert store.holder() is None
+    release.set()
+
+
+def test_a_work_loop_that_dies_of_a_bug_reports_it_and_the_replica_gives_the_lease_up(store, replicas, warnings,
+                                                                                      monkeypatch):
+    crashed = threading.Event()
+    replica = replicas()
+    replica.worker.on_crash = crashed.set
+    wait_for(lambda: leading(replica), message="r1 to lead")
+
+    def broken(token, now):
+        raise RuntimeError("a bug")
+
+    monkeypatch.setattr(replica.worker, "_handle_due_tracks", broken)
+    replica.worker.wake.set()
+    wait_for(crashed.is_set, message="the crash to be reported")
+    assert any("the work loop failed; this replica stops" in line and "RuntimeError: a bug" in line
+               for line in warnings)
+    wait_for(lambda: store.holder() is None, timeout=10, message="the lease to be given up")
+
+
+@pytest.mark.parametrize("policy", ["volatile-lru", "allkeys-lru", "volatile-ttl"])
+def test_a_replica_refuses_to_lead_where_redis_may_evict_its_keys(tmp_path, config, warnings, policy):
+    server = RedisServer(tmp_path / "evicting", options=("--maxmemory", "100mb", "--maxmemory-policy", policy))
+    server.start()
+    try:
+        store = make_store(server.client())
+        replica = Replica(Settings(**FAST), config, store, "r1")
+        replica.start()
+        try:
+            wait_for(lambda: any("not taking the lease" in line for line in warnings), message="the refusal")
+            assert store.holder() is None
+            refusal = next(line for line in warnings if "not taking the lease" in line)
+            assert f"maxmemory-policy is '{policy}'" in refusal and "noeviction" in refusal
+            assert "SCHEDULER_ALLOW_EVICTION" in refusal
+        finally:
+            replica.stop()
+    finally:
+        server.cleanup()
+
+
+def test_allow_eviction_leads_anyway_with_a_warning(tmp_path, config, warnings):
+    server = RedisServer(tmp_path / "evicting", options=("--maxmemory", "100mb", "--maxmemory-policy", "volatile-lru"))
+    server.start()
+    try:
+        store = make_store(server.client())
+        replica = Replica(Settings(**FAST, allow_eviction=True), config, store, "r1")
+        replica.start()
+        try:
+            wait_for(lambda: replica.lease.held, message="r1 to lead")
+            assert any("leading anyway because SCHEDULER_ALLOW_EVICTION is true" in line for line in warnings)
+        finally:
+            replica.stop()
+    finally:
+        server.cleanup()
+
+
+def test_noeviction_or_no_memory_limit_is_safe(store, replicas, warnings):
+    store.client.config_set("maxmemory", "100mb")
+    store.client.config_set("maxmemory-policy", "noeviction")
+    replica = replicas()
+    wait_for(lambda: replica.lease.held, message="r1 to lead")
+    assert not any("maxmemory-policy" in line for line in warnings)
