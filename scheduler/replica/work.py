@@ -8,7 +8,13 @@
 
 A pass reads Redis's clock (TIME), plans every due track from its watermark, sends the firings of
 every track due at that instant together (store/delivery.py), finishes the ticks that were fully
-accepted, and delivers pending firings whose enqueue_at has come. The replica's own wall clock is
+accepted, and delivers pending firings whose enqueue_at has come.
+
+Planning is pure (the watermark and ``now`` in, firings out), so the loop wakes a little before a
+due instant (the *lead*: twice what planning took last time), plans as of that instant, and sends
+when Redis's clock reaches it: the firings go out at the tick, not a planning time after it. The
+enqueue script still decides what is due by Redis's TIME, so a send a hair early only parks a
+firing as pending until its instant. The replica's own wall clock is
 never consulted: "due", "late", "first seen" and every expiry are Redis's TIME; the replica's
 monotonic clock only measures how long to sleep until Redis's clock reaches the next due instant.
 """
@@ -37,6 +43,11 @@ from scheduler.table import InlineTenants, Table, load_table
 
 IDLE_BEAT = 1.0  # the longest the loop waits without going round (and beating)
 MAX_BACKOFF = 5.0  # the longest wait before retrying a pass that Redis refused
+MIN_LEAD, MAX_LEAD = 0.02, 1.0  # how long before a due instant planning may start, in seconds
+
+
+class _Stopping(Exception):
+    """The replica stops while a pass waits for its instant: nothing more is sent."""
 
 
 @dataclass
@@ -94,6 +105,7 @@ class Worker:
         self._term: str | None = None  # the lease token the loop last worked under
         self._queues: dict[str, datetime | None] = {}  # queue -> when its next pending firing is due
         self._failures = 0
+        self._lead = MIN_LEAD
         self._thread = threading.Thread(target=self._run, name="work", daemon=True)
 
     # -- the loop -------------------------------------------------------------------------------
@@ -145,12 +157,32 @@ class Worker:
             self.wake.clear()
 
     def _seconds_until_due(self) -> float:
-        due = [state.due for state in self.tracks.values()] + list(self._queues.values())
-        if not due:
-            return IDLE_BEAT
-        if None in due:
+        """Until the next pass: a lead before the next track is due, or when a pending firing is."""
+        tracks = [state.due for state in self.tracks.values()]
+        due = [instant - timedelta(seconds=self._lead) for instant in tracks if instant is not None]
+        due += [instant for instant in self._queues.values() if instant is not None]
+        if None in tracks or None in self._queues.values():
             return 0.0
-        return self.clock.seconds_until(min(due))
+        return self.clock.seconds_until(min(due)) if due else IDLE_BEAT
+
+    def _pass_instant(self, now: datetime) -> datetime:
+        """The instant a pass plans as of: the next due track's, if that lies within the lead."""
+        due = [state.due for state in self.tracks.values()]
+        if None in due:
+            return now
+        upcoming = min(due, default=now)
+        return upcoming if now < upcoming <= now + timedelta(seconds=self._lead) else now
+
+    def _send_at(self, instant: datetime, started: float) -> Callable[[], None]:
+        """What a pass does before its first send: learn the lead, then wait for ``instant``."""
+
+        def wait() -> None:
+            self._lead = min(MAX_LEAD, max(MIN_LEAD, 2 * (time.monotonic() - started)))
+            delay = self.clock.seconds_until(instant)
+            if delay > 0 and self.stopping.wait(delay):
+                raise _Stopping
+
+        return wait
 
     def _work(self, token: str) -> float:
         """One pass; returns how long to wait before the next turn (0: go round at once)."""
@@ -158,8 +190,11 @@ class Worker:
             now = self.clock.read()
             if token != self._term:
                 self._begin_term(token, now)
-            self._handle_due_tracks(token, now)
-            self._deliver_pending(token, now)
+            instant = self._pass_instant(now)
+            self._handle_due_tracks(token, instant)
+            self._deliver_pending(token, instant)
+        except _Stopping:
+            return 0.0
         except NotLeader:
             logger.warning("a fenced write was refused: the lease of epoch {} is no longer ours", self.lease.epoch)
             self.on_fenced()
@@ -176,6 +211,7 @@ class Worker:
 
     def _begin_term(self, token: str, now: datetime) -> None:
         """A new term: every track starts again from its watermark, every queue is checked."""
+        self.store.load_scripts()
         for state in self.tracks.values():
             state.due = None
         self._queues = {queue: None for queue in self.store.queues() | self._table_queues()}
@@ -188,10 +224,11 @@ class Worker:
     # -- tracks ---------------------------------------------------------------------------------
 
     def _handle_due_tracks(self, token: str, now: datetime) -> None:
+        """Plan and send every track due at ``now`` (Redis's clock now, or an instant within the lead)."""
         due = [state for state in self.tracks.values() if state.due is None or state.due <= now]
         if not due:
             return
-        delivery = Delivery(self.store, token, progress=self._beat)
+        delivery = Delivery(self.store, token, progress=self._beat, before_send=self._send_at(now, time.monotonic()))
         planned = []
         for state, watermark in zip(due, self.store.watermarks([state.key for state in due])):
             track = self._plan(state, watermark, now, delivery)

@@ -37,10 +37,12 @@ class _Finish:
 
 
 class Delivery:
-    def __init__(self, store: Store, token: str, progress: Callable[[], None] = lambda: None) -> None:
+    def __init__(self, store: Store, token: str, progress: Callable[[], None] = lambda: None,
+                 before_send: Callable[[], None] = lambda: None) -> None:
         self.store = store
         self.token = token
         self.progress = progress  # called after each round trip: the work loop is not stuck
+        self.before_send = before_send  # called once, before the first round trip (it may wait)
         self._calls: list[Call] = []
         self._firings = 0
         self._refused: set[tuple[str, datetime | None]] = set()
@@ -64,6 +66,7 @@ class Delivery:
     def close(self) -> Outcome:
         """Send what is queued, then finish every tick of which no chunk was refused."""
         self._send()
+        self._ready()
         calls: list[Call] = []
         for finish in self._finishes:
             refused = False
@@ -85,10 +88,15 @@ class Delivery:
         self.progress()
         return self.outcome
 
+    def _ready(self) -> None:
+        before_send, self.before_send = self.before_send, lambda: None
+        before_send()
+
     def _send(self) -> None:
         calls, self._calls, self._firings = self._calls, [], 0
         if not calls:
             return
+        self._ready()
         for call, reply in zip(calls, self.store.send(calls)):
             if isinstance(reply, RedisUnavailable):
                 self._refused.add((call.track, call.tick))

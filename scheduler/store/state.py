@@ -224,6 +224,14 @@ class Store:
         keys = [self.keys.lease, self.keys.pending(queue), self.keys.payload(queue), *self.target.keys(queue)]
         return Call(self._dispatch, keys, [token, _token_parts(token)[1], limit], queue)
 
+    def load_scripts(self) -> None:
+        """Load the pipelined scripts ahead, so a leader's first pass pays no NOSCRIPT round trip."""
+        with _translated("loading scripts"):
+            pipe = self.client.pipeline(transaction=False)
+            for script in (self._enqueue, self._finish, self._dispatch):
+                pipe.script_load(script.text)
+            pipe.execute()
+
     def send(self, calls: Sequence[Call], doing: str = "enqueueing firings") -> list[Reply]:
         """Send ``calls`` pipelined, in as few round trips as the limits allow, and return each
         reply in order. A call that got an error reply (OOM, BUSY) gets a RedisUnavailable in its
