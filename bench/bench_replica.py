@@ -6,9 +6,12 @@ Run by hand (not part of the test suite):  .venv/bin/python bench/bench_replica.
   ticks, how long after the tick the first and the last of its 100,000 firings are in the stream;
 * lateness: `every = "1s"` over 50 tenants with `jitter = "800ms"` for 30 s; for each firing, when
   it reached the stream (the stream entry id is Redis's own clock, in ms) minus its enqueue_at;
+* many schedules: 100 schedules, each `every = "1s"` over one tenant, for 30 s; the same lateness
+  measure (every schedule is due at the same instant, so this is one pass's reach);
 * hand-over: two replicas; SIGTERM the leader and time until the other one holds the lease.
 
-Each scenario starts its own redis-server on a free port.
+Each scenario starts its own redis-server on a free port. Name scenarios to run only those:
+`bench/bench_replica.py lateness many_schedules`.
 """
 
 from __future__ import annotations
@@ -75,6 +78,21 @@ def fan_out(directory: Path, server: RedisServer) -> str:
     return f"fan-out: 100,000 tenants a tick, first..last firing in the stream after the tick: {', '.join(spans)}"
 
 
+def _lateness_over(cluster: Cluster, label: str, seconds: int = 30) -> str:
+    """Run one replica for ``seconds`` and report stream time minus enqueue_at of every firing."""
+    try:
+        cluster.start("r1")
+        cluster.leader()
+        time.sleep(seconds)  # the measurement window itself, not synchronisation
+    finally:
+        cluster.stop_all()
+    late = [int(m["_id"].split("-")[0]) - _ms(m["enqueue_at"]) for m in cluster.stream()]
+    return (
+        f"{label}: {len(late)} firings over {seconds} s, stream time minus enqueue_at: "
+        f"p50 {_percentile(late, 0.5)} ms, p99 {_percentile(late, 0.99)} ms, max {max(late)} ms, min {min(late)} ms"
+    )
+
+
 def lateness(directory: Path, server: RedisServer) -> str:
     tenants = [f"t{n:02d}" for n in range(50)]
     cluster = _cluster(directory, server, f"""
@@ -85,17 +103,18 @@ def lateness(directory: Path, server: RedisServer) -> str:
         job = "Tick"
         jitter = "800ms"
     """)
-    try:
-        cluster.start("r1")
-        cluster.leader()
-        time.sleep(30)  # the measurement window itself, not synchronisation
-    finally:
-        cluster.stop_all()
-    late = [int(m["_id"].split("-")[0]) - _ms(m["enqueue_at"]) for m in cluster.stream()]
-    return (
-        f"lateness: {len(late)} firings over 30 s, stream time minus enqueue_at: p50 {_percentile(late, 0.5)} ms, "
-        f"p99 {_percentile(late, 0.99)} ms, max {max(late)} ms, min {min(late)} ms"
-    )
+    return _lateness_over(cluster, "lateness, 50 tenants with jitter")
+
+
+def many_schedules(directory: Path, server: RedisServer) -> str:
+    table = "".join(f"""
+        [[schedule]]
+        name = "s{n:03d}"
+        every = "1s"
+        tenants = ["acme"]
+        job = "Job{n:03d}"
+    """ for n in range(100))
+    return _lateness_over(_cluster(directory, server, table), "lateness, 100 schedules every second")
 
 
 def hand_over(directory: Path, server: RedisServer) -> str:
@@ -128,8 +147,11 @@ def hand_over(directory: Path, server: RedisServer) -> str:
     )
 
 
+SCENARIOS = {scenario.__name__: scenario for scenario in (fan_out, lateness, many_schedules, hand_over)}
+
+
 def main() -> None:
-    for scenario in (fan_out, lateness, hand_over):
+    for scenario in [SCENARIOS[name] for name in sys.argv[1:]] or SCENARIOS.values():
         with tempfile.TemporaryDirectory() as directory:
             server = RedisServer(Path(directory) / "redis").start()
             try:
