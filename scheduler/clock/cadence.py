@@ -2,7 +2,7 @@
 
 Every function here is pure: instants go in and out as aware UTC datetimes, nothing reads a clock.
 
-DST follows ISC/Vixie cron (see DESIGN.md, "Time"):
+DST follows ISC/Vixie cron (docs/cron.md, "Daylight saving time"):
 
 * a *wildcard* cron (minute or hour field starting with ``*``) follows real elapsed time: it fires
   at every real occurrence of a matching wall-clock time, so twice in a repeated hour and never in

@@ -3,7 +3,7 @@
 ``scheduler run`` and ``scheduler dry-run`` both plan through this module, so what dry-run shows is
 what run does. Everything here is pure: ``now`` and the watermark are arguments.
 
-Lateness is judged per firing (DESIGN.md, "Catch-up and jitter"): a firing is *late* when it is
+Lateness is judged per firing (docs/schedules.md, "Catch-up and jitter"): a firing is *late* when it is
 handled more than ``misfire_grace`` after its own ``enqueue_at``. Late firings follow the schedule's
 policy, tenant by tenant:
 

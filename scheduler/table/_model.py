@@ -13,7 +13,7 @@ from zoneinfo import ZoneInfo
 from scheduler.clock.cadence import Cadence
 
 UTC_ZONE = ZoneInfo("UTC")
-NO_TENANT = "-"  # the tenant of a firing whose schedule has no tenants (DESIGN.md, "Words")
+NO_TENANT = "-"  # the tenant of a firing whose schedule has no tenants (docs/guarantees.md, "Words")
 
 
 class CatchUp(StrEnum):

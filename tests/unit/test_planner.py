@@ -1,6 +1,6 @@
 """The catch-up planner: which firings a leader enqueues when it handles a track at `now`.
 
-The contract (docs/catch-up.md): a firing is *late* when it is handled more than `misfire_grace`
+The contract (docs/schedules.md, "Catch-up and jitter"): a firing is *late* when it is handled more than `misfire_grace`
 after its `enqueue_at`; late firings follow the policy (`all`, `latest` only the most recent, `none`),
 `catchup_window` bounds both `all` and `latest`, and whatever is dropped is counted.
 """
@@ -282,7 +282,7 @@ def test_catch_up_across_fall_back_fires_a_fixed_time_cron_once():
 
 
 def reference(sched: Schedule, tenants: list[str], watermark: datetime, now: datetime):
-    """DESIGN.md read literally: returns the kept (tenant, tick, late) set and the skipped count."""
+    """The documented rules (docs/schedules.md) read literally: returns the kept (tenant, tick, late) set and the skipped count."""
     ticks = list(ticks_between(sched.cadence, UTC_ZONE, watermark, now))
 
     def enqueue_at(tenant: str, tick: datetime) -> datetime:
