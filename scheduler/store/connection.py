@@ -3,11 +3,17 @@
 from __future__ import annotations
 
 import redis
+from redis.backoff import NoBackoff
+from redis.retry import Retry
 
 from scheduler.errors import RedisUnavailable, SettingsError
 from scheduler.settings import Settings, redact_url
 
 SOCKET_TIMEOUT = 2.0
+# One immediate retry when a pooled connection turns out dead (Redis restarted), none on a
+# timeout: a stalled Redis costs one SOCKET_TIMEOUT, and the replica's own backoff and lease
+# margin decide what comes next, not a library's hidden retries.
+RETRY = Retry(NoBackoff(), 1, supported_errors=(redis.ConnectionError,))
 
 
 def connect(settings: Settings, url: str | None = None, check: bool = True) -> redis.Redis:
@@ -21,6 +27,7 @@ def connect(settings: Settings, url: str | None = None, check: bool = True) -> r
             socket_timeout=SOCKET_TIMEOUT,
             socket_connect_timeout=SOCKET_TIMEOUT,
             health_check_interval=30,
+            retry=RETRY,
         )
     except ValueError as error:
         raise SettingsError(f"SCHEDULER_REDIS_URL {redact_url(target)!r}: {error}") from None
