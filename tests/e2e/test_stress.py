@@ -284,21 +284,30 @@ OUTAGE_S = 50 * 3600
 LEAD_S = 8  # the fake clocks start this long before the weekly tick
 
 
-def test_a_tick_cut_off_half_way_is_never_sent_twice_after_a_fifty_hour_outage(tmp_path, clusters):
+@pytest.mark.parametrize(
+    ("window", "rest_delivered"),
+    [
+        pytest.param("24h", False, id="older-than-the-window-the-rest-is-skipped"),
+        pytest.param("72h", True, id="within-the-window-the-rest-is-delivered-once"),
+    ],
+)
+def test_a_tick_cut_off_half_way_is_never_sent_twice_after_a_fifty_hour_outage(tmp_path, clusters, window,
+                                                                                rest_delivered):
     """A weekly tick of 25,000 tenants is cut off half way: the proxy forwards the leader's request
-    holding tenant-10500 and keeps back the ones after it, then the leader is SIGKILLed (today
-    11,000 firings are in). Redis and a new replica come back 50 h later, past the tick's dedup
-    records; catchup = "latest" (window 24h) may deliver the rest or not, but nothing twice."""
+    holding tenant-10500 and keeps back the ones after it, then the leader is SIGKILLed (11,000
+    firings are in). Redis and a new replica come back 50 h later. catchup = "latest" delivers the
+    rest late if the tick lies within catchup_window, and skips it (counted) if not: never twice."""
     tenants = tenants_file(tmp_path, 25_000, 5)
-    config = write_table(tmp_path, """
+    config = write_table(tmp_path, f"""
         [tenants]
-        everyone = { file = "tenants.txt" }
+        everyone = {{ file = "tenants.txt" }}
 
         [[schedule]]
         name = "weekly"
         every = "7d"
         tenants = "everyone"
         job = "Weekly"
+        catchup_window = "{window}"
     """)
     # Weekly ticks fall on multiples of 7 days since the Unix epoch: move every clock to LEAD_S before one.
     real = time.time()
@@ -326,7 +335,7 @@ def test_a_tick_cut_off_half_way_is_never_sent_twice_after_a_fifty_hour_outage(t
         server.env = faketime_env(offset + OUTAGE_S)
         server.start()
         cluster.client = server.client()
-        start_replica(cluster, "r2", clock_offset=offset + OUTAGE_S, redis_url=server.url)
+        successor = start_replica(cluster, "r2", clock_offset=offset + OUTAGE_S, redis_url=server.url)
         cluster.leader(timeout=30)
         settled = _watermark_past_or_stream_still(cluster, "weekly", tick, timeout=60)
 
@@ -334,6 +343,11 @@ def test_a_tick_cut_off_half_way_is_never_sent_twice_after_a_fifty_hour_outage(t
         doubled = sorted(firing for firing, n in counts.items() if n > 1)
         assert not doubled, (f"{len(doubled)} firings of tick {tick_text(tick)} landed twice ({written} were "
                              f"written before the outage, {len(counts)} distinct now, {settled}), e.g. {doubled[:3]}")
+        if rest_delivered:
+            assert len(counts) == len(tenants), f"{len(tenants) - len(counts)} firings of the tick never landed"
+        else:
+            assert len(counts) == written, "a tick older than catchup_window delivers nothing more"
+            assert "catch-up policy 'latest' skipped" in successor.output()
     finally:
         for cluster in clusters:
             cluster.stop_all()  # before their Redis goes
