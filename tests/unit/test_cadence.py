@@ -13,10 +13,11 @@ Every expected instant below was worked out by hand in UTC from the zone's offse
 
 from __future__ import annotations
 
-from datetime import UTC, datetime, timedelta
+from datetime import timedelta
 from zoneinfo import ZoneInfo
 
 import pytest
+from instants import utc, utcs
 
 from scheduler.clock.cadence import EPOCH, Cron, Every, check_cron, next_tick, shortest_interval, ticks_between
 
@@ -26,15 +27,6 @@ SYDNEY = ZoneInfo("Australia/Sydney")
 TOKYO = ZoneInfo("Asia/Tokyo")
 KOLKATA = ZoneInfo("Asia/Kolkata")
 UTC_ZONE = ZoneInfo("UTC")
-
-
-def utc(text: str) -> datetime:
-    """'2026-03-08T07:00Z' or '2026-03-08T07:00:30Z' as an aware UTC datetime."""
-    return datetime.fromisoformat(text.removesuffix("Z")).replace(tzinfo=UTC)
-
-
-def utcs(*texts: str) -> list[datetime]:
-    return [utc(text) for text in texts]
 
 
 # -- fixed-time cron across DST ------------------------------------------------------------------

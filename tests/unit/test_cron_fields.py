@@ -16,18 +16,11 @@ from itertools import islice
 from zoneinfo import ZoneInfo
 
 import pytest
+from instants import utc, utcs
 
 from scheduler.clock.cadence import Cron, check_cron, next_tick, ticks_between
 
 UTC_ZONE = ZoneInfo("UTC")
-
-
-def utc(text: str) -> datetime:
-    return datetime.fromisoformat(text.removesuffix("Z")).replace(tzinfo=UTC)
-
-
-def utcs(*texts: str) -> list[datetime]:
-    return [utc(text) for text in texts]
 
 
 # -- how fields are read ---------------------------------------------------------------------------
