@@ -58,6 +58,10 @@ class Replica:
         self._policy_refused: str | None = None
         self._resting_until = 0.0  # after giving the lease up, let a standby take it first
         self._listener: redis.client.PubSubWorkerThread | None = None
+        # Held while the lease job runs. APScheduler's shutdown(wait=True) holds its job-store lock
+        # while it waits for running jobs, and the lease job calls into the scheduler (modify_job,
+        # reschedule_job): stop() takes this lock first, so no job is left to deadlock with it.
+        self._lease_running = threading.Lock()
         self.timers = BackgroundScheduler(
             timezone=UTC,
             executors={"lease": ThreadPoolExecutor(1)},
@@ -83,6 +87,8 @@ class Replica:
         """Stop new work, let the running script call finish, release the lease."""
         self.stopping.set()
         self.worker.join(timeout=5)
+        with self._lease_running:
+            pass  # a lease job in flight finishes; any later one sees `stopping` and returns at once
         self.timers.shutdown(wait=True)
         try:
             if self.lease.release() is Change.RELEASED:
@@ -107,8 +113,11 @@ class Replica:
         return self.settings.retry_interval.total_seconds()
 
     def _lease_job(self) -> None:
-        if self.stopping.is_set():
-            return
+        with self._lease_running:
+            if not self.stopping.is_set():
+                self._lease_turn()
+
+    def _lease_turn(self) -> None:
         try:
             if self.lease.token is None:
                 self._try_to_lead()

@@ -332,3 +332,28 @@ def test_run_refuses_the_embedded_redis_on_ecs(tmp_path):
     assert "SCHEDULER_REDIS_URL is not set" in result.stderr
     assert "Traceback" not in result.stderr
     assert not (tmp_path / ".scheduler").exists()
+
+
+@pytest.mark.parametrize("role", ["leader", "standby"])
+def test_sigterm_while_redis_is_frozen_still_exits_once_redis_answers(tmp_path, make_cluster, redis_server, role):
+    """The lease job, blocked on a frozen Redis when SIGTERM comes, calls back into its scheduler
+    once Redis answers; stopping must not hold that scheduler while the job waits on it (a standby's
+    idle work loop stops at once, so it reaches that point first)."""
+    cluster = make_cluster(write_table(tmp_path, EVERY_SECOND))
+    leader = cluster.start("r1")
+    cluster.leader()
+    standby = cluster.start("r2")
+    wait_for(lambda: "standing by" in standby.output(), message="r2 standing by")
+    target = leader if role == "leader" else standby
+    redis_server.pause()
+    try:
+        wait_for(lambda: "Redis is unreachable" in target.output(), timeout=15,
+                 message=f"the {role} to notice the frozen Redis")
+        # The fault's timing: a retry comes within 0.2 s and then blocks for the 2 s socket timeout,
+        # so a second on, SIGTERM lands while the lease job waits on Redis.
+        time.sleep(1)
+        target.signal(signal.SIGTERM)
+        time.sleep(3)  # the fault: Redis stays frozen while the replica stops
+    finally:
+        redis_server.resume()
+    assert target.wait(15) == 0
