@@ -43,7 +43,7 @@ from scheduler.table import InlineTenants, Table, load_table
 
 IDLE_BEAT = 1.0  # the longest the loop waits without going round (and beating)
 MAX_BACKOFF = 5.0  # the longest wait before retrying a pass that Redis refused
-MIN_LEAD, MAX_LEAD = 0.02, 1.0  # how long before a due instant planning may start, in seconds
+MIN_LEAD, MAX_LEAD = 0.05, 1.0  # how long before a due instant planning may start, in seconds
 
 
 class _Stopping(Exception):
