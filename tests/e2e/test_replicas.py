@@ -312,7 +312,8 @@ def test_run_without_redis_url_uses_the_embedded_redis(tmp_path):
         process = subprocess.Popen([str(SCHEDULER), "run", "--config", str(config)], cwd=tmp_path, env=env,
                                    stdout=sink, stderr=sink)
     try:
-        wait_for(lambda: "schedule tick: tick" in log.read_text(), timeout=20, message="a tick on the embedded Redis")
+        wait_for(lambda: log.read_text().count("schedule tick: tick") >= 2, timeout=20,
+                 message="two ticks on the embedded Redis")
     finally:
         process.send_signal(signal.SIGTERM)
         code = process.wait(10)
@@ -320,6 +321,8 @@ def test_run_without_redis_url_uses_the_embedded_redis(tmp_path):
     assert code == 0
     assert "using the embedded Redis" in output and "one host only" in output
     assert (tmp_path / ".scheduler").is_dir()
+    # The replica was the server's only client: the server stopped with it (and removed its socket).
+    assert not (tmp_path / ".scheduler" / "redis.sock").exists(), "the embedded redis-server outlived its replica"
 
 
 def test_run_refuses_the_embedded_redis_on_ecs(tmp_path):
