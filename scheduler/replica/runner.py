@@ -68,15 +68,11 @@ class Replica:
             job_defaults={"coalesce": True, "max_instances": 1, "misfire_grace_time": None},
         )
 
-    @property
-    def table(self):
-        return self.worker.table
-
     # -- life cycle -----------------------------------------------------------------------------
 
     def start(self) -> None:
         logger.info("replica {} starting with {} ({} schedules)", self.lease.replica_id, self.config,
-                    len(self.table.schedules))
+                    len(self.worker.table.schedules))
         self.worker.start()
         self.timers.add_job(self._lease_job, IntervalTrigger(seconds=self._retry), id="lease", executor="lease",
                             next_run_time=_wall_now())

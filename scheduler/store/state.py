@@ -85,9 +85,6 @@ class Acceptance:
         self.pending += result[1]
         self.duplicates += result[2]
 
-    def merge(self, other: "Acceptance") -> None:
-        self.add((other.delivered, other.pending, other.duplicates))
-
 
 def _script(name: str) -> str:
     return files("scheduler.store").joinpath("lua", name).read_text(encoding="utf-8")
