@@ -14,7 +14,6 @@ from scheduler.replica.runner import Replica
 from scheduler.settings import load_settings, redact_url
 from scheduler.store.connection import connect
 from scheduler.store.state import Keys, Store
-from scheduler.targets import StreamTarget
 
 __all__ = ["Replica", "run_replica"]
 
@@ -33,7 +32,7 @@ def run_replica(config: Path) -> int:
         url = settings.redis_url.get_secret_value()
         logger.info("using Redis at {}", redact_url(url))
     client = connect(settings, url, check=False)
-    store = Store(client, Keys(settings.key_prefix), StreamTarget(settings.key_prefix))
+    store = Store(client, Keys(settings.key_prefix))
     signals: queue.SimpleQueue[int] = queue.SimpleQueue()
     replica = Replica(settings, config, store, settings.resolved_replica_id(), on_crash=lambda: signals.put(CRASHED))
 

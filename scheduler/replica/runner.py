@@ -7,6 +7,8 @@
   the lease up, so a standby takes over; a replica whose loop is stuck does not try to lead.
 * The work loop (replica/work.py): a plain thread that cannot be dropped; it plans and enqueues
   while the lease is held, and re-reads schedules.toml between passes.
+* The relay (replica/relay.py): while the lease is held, sends what the outboxes hold to targets
+  outside the scheduler's Redis (SQS; a Sidekiq or Celery Redis of its own).
 * Before taking the lease, a replica checks that Redis will not evict its keys (maxmemory-policy).
 """
 
@@ -27,6 +29,7 @@ from loguru import logger
 
 from scheduler.errors import RedisUnavailable
 from scheduler.lease import Change, Lease
+from scheduler.replica.relay import Relay
 from scheduler.replica.work import Worker
 from scheduler.settings import Settings
 from scheduler.store.state import Store
@@ -53,6 +56,7 @@ class Replica:
         self.worker = Worker(store, self.lease, config, load_table(config), settings.reload_interval,
                              settings.retry_interval, self.stopping, on_fenced=self._check_lease_now,
                              on_crash=on_crash)
+        self.relay = Relay(store, self.lease, settings, self.stopping, on_crash=on_crash)
         self._failures = 0
         self._policy_checked = -POLICY_CHECK_EVERY
         self._policy_refused: str | None = None
@@ -74,6 +78,7 @@ class Replica:
         logger.info("replica {} starting with {} ({} schedules)", self.lease.replica_id, self.config,
                     len(self.worker.table.schedules))
         self.worker.start()
+        self.relay.start()
         self.timers.add_job(self._lease_job, IntervalTrigger(seconds=self._retry), id="lease", executor="lease",
                             next_run_time=_wall_now())
         self.timers.start()
@@ -83,6 +88,7 @@ class Replica:
         """Stop new work, let the running script call finish, release the lease."""
         self.stopping.set()
         self.worker.join(timeout=5)
+        self.relay.join(timeout=5)
         with self._lease_running:
             pass  # a lease job in flight finishes; any later one sees `stopping` and returns at once
         self.timers.shutdown(wait=True)

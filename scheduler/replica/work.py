@@ -40,6 +40,7 @@ from scheduler.replica.tracks import TrackState, build_tracks
 from scheduler.store.delivery import Delivery
 from scheduler.store.state import CHUNK, DEDUP_MARGIN, NEVER, Acceptance, Store, dispatched
 from scheduler.table import InlineTenants, Table, load_table
+from scheduler.targets import Routes
 
 IDLE_BEAT = 1.0  # the longest the loop waits without going round (and beating)
 MAX_BACKOFF = 5.0  # the longest wait before retrying a pass that Redis refused
@@ -91,6 +92,7 @@ class Worker:
         self.config = config
         self.table = table
         self.tracks = build_tracks(table)
+        store.routes = Routes(store.keys, table)
         self.reload_interval = reload_interval.total_seconds()
         self.retry = retry_interval.total_seconds()
         self.stopping = stopping
@@ -305,6 +307,7 @@ class Worker:
         logger.info("reloaded {}: {} -> {} ({} schedules)", self.config, self.table.fingerprint,
                     table.fingerprint, len(table.schedules))
         self.table, self.tracks = table, build_tracks(table)
+        self.store.routes = Routes(self.store.keys, table)
         self._term = None  # publish the new table and start every track from its watermark
 
 

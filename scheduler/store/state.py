@@ -22,7 +22,7 @@ from scheduler.clock.firing import format_instant, format_tick
 from scheduler.clock.planner import TickPlan
 from scheduler.errors import NotLeader, RedisUnavailable
 from scheduler.table import Schedule
-from scheduler.targets import Target
+from scheduler.targets import Routes, deliver_lua
 
 CHUNK = 1000  # firings per script call: keeps each call well under a millisecond of Redis time
 ROUND_TRIP_FIRINGS = 50_000  # firings sent in one pipelined round trip, at most
@@ -57,6 +57,7 @@ class Keys:
         self.released = f"{prefix}:lease:released"  # pub/sub channel, not a key
         self.table = f"{prefix}:table"
         self.queues = f"{prefix}:queues"
+        self.outboxes = f"{prefix}:outboxes"  # the queues whose outbox has ever been written
 
     def watermark(self, track: str) -> str:
         return f"{self.prefix}:watermark:{track}"
@@ -72,6 +73,18 @@ class Keys:
 
     def payload(self, queue: str) -> str:
         return f"{self.prefix}:payload:{queue}"
+
+    def stream(self, queue: str) -> str:
+        """A redis-stream queue's stream when its entry names none: ``{scheduler}:queue:<queue>``."""
+        return f"{self.prefix}:queue:{queue}"
+
+    def outbox(self, queue: str) -> str:
+        """The outbox of a queue whose target lives outside this Redis (docs/queues.md)."""
+        return f"{self.prefix}:outbox:{queue}"
+
+    def relayed(self, firing_id: str) -> str:
+        """In a target's own Redis: the marker that the relay already delivered ``firing_id``."""
+        return f"{self.prefix}:relayed:{firing_id}"
 
 
 @dataclass
@@ -117,36 +130,36 @@ Reply = Any  # a script's reply, or the RedisUnavailable that stands for its err
 
 
 class Store:
-    def __init__(self, client: redis.Redis, keys: Keys, target: Target) -> None:
+    def __init__(self, client: redis.Redis, keys: Keys, routes: Routes | None = None) -> None:
         self.client = client
         self.keys = keys
-        self.target = target
+        self.routes = routes or Routes(keys)  # the worker swaps in a new one when the table changes
         self._acquire = client.register_script(_script("lease_acquire.lua"))
         self._renew = client.register_script(_script("lease_renew.lua"))
         self._release = client.register_script(_script("lease_release.lua"))
         self._table = client.register_script(_script("table.lua"))
-        self._enqueue = Script(target.deliver_lua() + "\n" + _script("enqueue.lua"))
+        self._enqueue = Script(deliver_lua() + "\n" + _script("enqueue.lua"))
         self._finish = Script(_script("finish.lua"))
-        self._dispatch = Script(target.deliver_lua() + "\n" + _script("dispatch.lua"))
+        self._dispatch = Script(deliver_lua() + "\n" + _script("dispatch.lua"))
 
     # -- the lease ------------------------------------------------------------------------------
 
     def acquire(self, replica_id: str, ttl: timedelta) -> tuple[int, str]:
         """(epoch, "") when this replica took the lease, else (0, the holder's token)."""
-        with _translated("taking the lease"):
+        with redis_errors("taking the lease"):
             epoch, holder = self._acquire([self.keys.lease, self.keys.epoch], [replica_id, _whole_ms(ttl)])
         return int(epoch), holder.decode() if isinstance(holder, bytes) else holder
 
     def renew(self, token: str, ttl: timedelta) -> bool:
-        with _translated("renewing the lease"):
+        with redis_errors("renewing the lease"):
             return bool(self._renew([self.keys.lease], [token, _whole_ms(ttl)]))
 
     def release(self, token: str) -> bool:
-        with _translated("releasing the lease"):
+        with redis_errors("releasing the lease"):
             return bool(self._release([self.keys.lease], [token, self.keys.released]))
 
     def holder(self) -> str | None:
-        with _translated("reading the lease"):
+        with redis_errors("reading the lease"):
             value = self.client.get(self.keys.lease)
         return value.decode() if value else None
 
@@ -154,13 +167,13 @@ class Store:
 
     def time(self) -> datetime:
         """Redis's own clock (TIME): the one clock every replica's decisions are taken on."""
-        with _translated("reading Redis's clock"):
+        with redis_errors("reading Redis's clock"):
             seconds, micros = self.client.time()
         return EPOCH + timedelta(seconds=seconds, microseconds=micros)
 
     def eviction(self) -> tuple[str, int]:
         """(maxmemory-policy, maxmemory in bytes), from INFO (CONFIG is often disabled on managed Redis)."""
-        with _translated("reading Redis's memory settings"):
+        with redis_errors("reading Redis's memory settings"):
             info = self.client.info("memory")
         return str(info.get("maxmemory_policy", "noeviction")), int(info.get("maxmemory", 0))
 
@@ -173,7 +186,7 @@ class Store:
         """Each track's watermark (the last tick handled), in one round trip."""
         if not tracks:
             return []
-        with _translated("reading watermarks"):
+        with redis_errors("reading watermarks"):
             values = self.client.mget([self.keys.watermark(track) for track in tracks])
         return [_instant(int(value)) if value else None for value in values]
 
@@ -183,6 +196,7 @@ class Store:
         """The calls that accept ``ticks``' firings, CHUNK at a time; none of them finishes a tick."""
         epoch = str(_token_parts(token)[1])
         queue = schedule.queue
+        target = self.routes.target(queue)
         ttl = _whole_ms(dedup_ttl)
         for plan in ticks:
             if not plan.firings:
@@ -190,10 +204,9 @@ class Store:
             stamps: dict[datetime, tuple[int, str]] = {}  # enqueue_at in ms and ISO; without jitter, one
             tick_ms = _ms(plan.tick)
             keys = [self.keys.lease, self.keys.seen(track, tick_ms), self.keys.done(track),
-                    self.keys.pending(queue), self.keys.payload(queue), self.keys.queues,
-                    *self.target.keys(queue)]
+                    self.keys.pending(queue), self.keys.payload(queue), self.keys.queues, *target.keys]
             common = [token, epoch, tick_ms, ttl, queue, schedule.name, format_tick(plan.tick), schedule.job,
-                      schedule.args_json]
+                      schedule.args_json, target.kind, target.options, _whole_ms(schedule.misfire_grace)]
             for start in range(0, len(plan.firings), CHUNK):
                 chunk = plan.firings[start : start + CHUNK]
                 args: list[str | int] = list(common)
@@ -218,12 +231,13 @@ class Store:
     def dispatch_call(self, token: str, queue: str, limit: int = CHUNK) -> Call:
         """The call that delivers up to ``limit`` due pending firings of ``queue``; its reply is
         (moved, the next enqueue_at in ms or -1)."""
-        keys = [self.keys.lease, self.keys.pending(queue), self.keys.payload(queue), *self.target.keys(queue)]
-        return Call(self._dispatch, keys, [token, _token_parts(token)[1], limit], queue)
+        target = self.routes.target(queue)
+        keys = [self.keys.lease, self.keys.pending(queue), self.keys.payload(queue), *target.keys]
+        return Call(self._dispatch, keys, [token, _token_parts(token)[1], limit, target.kind, target.options], queue)
 
     def load_scripts(self) -> None:
         """Load the pipelined scripts ahead, so a leader's first pass pays no NOSCRIPT round trip."""
-        with _translated("loading scripts"):
+        with redis_errors("loading scripts"):
             pipe = self.client.pipeline(transaction=False)
             for script in (self._enqueue, self._finish, self._dispatch):
                 pipe.script_load(script.text)
@@ -250,7 +264,7 @@ class Store:
         return replies
 
     def _round_trip(self, calls: Sequence[Call], doing: str) -> list[Reply]:
-        with _translated(doing):
+        with redis_errors(doing):
             replies = self._pipeline(calls)
             missing = [n for n, reply in enumerate(replies) if isinstance(reply, redis.exceptions.NoScriptError)]
             if missing:
@@ -279,13 +293,50 @@ class Store:
     def queues(self) -> set[str]:
         """Every queue that ever had pending firings (their pending sets are drained even after a
         schedule is removed from the table)."""
-        with _translated("listing queues"):
+        with redis_errors("listing queues"):
             return {member.decode() for member in self.client.smembers(self.keys.queues)}
+
+    # -- outboxes -------------------------------------------------------------------------------
+
+    def outbox_queues(self) -> set[str]:
+        """Every queue whose outbox was ever written (kept after a table edit, so none is stranded)."""
+        with redis_errors("listing outboxes"):
+            return {member.decode() for member in self.client.smembers(self.keys.outboxes)}
+
+    def read_outboxes(self, after: dict[str, str], count: int, block: timedelta) -> dict[str, list[tuple[str, dict[str, str]]]]:
+        """Up to ``count`` firings of each outbox, after the entry id given for it; waits up to
+        ``block`` for one when there are none. By queue: [(entry id, fields)]."""
+        if not after:
+            return {}
+        streams = {self.keys.outbox(queue): last for queue, last in after.items()}
+        with redis_errors("reading outboxes"):
+            reply = self.client.xread(streams, count=count, block=_whole_ms(block))
+        found: dict[str, list[tuple[str, dict[str, str]]]] = {}
+        for stream, entries in reply or []:
+            queue = stream.decode().removeprefix(self.keys.outbox(""))
+            found[queue] = [(entry.decode(), {k.decode(): v.decode() for k, v in fields.items()})
+                            for entry, fields in entries]
+        return found
+
+    def remove_from_outbox(self, queue: str, entries: Sequence[str]) -> None:
+        if entries:
+            with redis_errors("removing relayed firings from the outbox"):
+                self.client.xdel(self.keys.outbox(queue), *entries)
+
+    def outbox_backlog(self, queue: str) -> tuple[int, datetime | None]:
+        """(firings waiting in ``queue``'s outbox, when the oldest of them was written)."""
+        pipe = self.client.pipeline(transaction=False)
+        pipe.xlen(self.keys.outbox(queue))
+        pipe.xrange(self.keys.outbox(queue), count=1)
+        with redis_errors("reading an outbox's backlog"):
+            length, first = pipe.execute()
+        oldest = _instant(int(first[0][0].split(b"-")[0])) if first else None
+        return int(length), oldest
 
     def publish_table(self, token: str, fingerprint: str, path: str, now: datetime) -> None:
         """Record which table the leader runs, for anyone to see; fenced like every write."""
         replica, epoch = _token_parts(token)
-        with _translated("recording the table"):
+        with redis_errors("recording the table"):
             reply = self._table([self.keys.lease, self.keys.table],
                                 [token, fingerprint, path, replica, epoch, format_instant(now)])
         if reply == -1:
@@ -302,7 +353,7 @@ def _token_parts(token: str) -> tuple[str, int]:
 
 
 @contextmanager
-def _translated(doing: str) -> Iterator[None]:
+def redis_errors(doing: str) -> Iterator[None]:
     """Turn redis-py's errors into RedisUnavailable, naming what was being done."""
     try:
         yield

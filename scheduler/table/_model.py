@@ -82,12 +82,52 @@ class Schedule:
         return json.dumps(self.args, sort_keys=True, separators=(",", ":"))
 
 
+class QueueType(StrEnum):
+    REDIS_STREAM = "redis-stream"
+    SIDEKIQ = "sidekiq"
+    CELERY = "celery"
+    SQS = "sqs"
+
+
+@dataclass(frozen=True)
+class QueueSpec:
+    """One ``[queues.NAME]`` entry: where the firings of schedules with ``queue = NAME`` go.
+
+    ``name`` is the worker-side name (the stream key, Sidekiq's or Celery's queue) when the entry
+    gives one, else None: the schedule's own queue name is used. A Sidekiq or Celery target with
+    ``redis_url`` or ``redis_url_env`` lives in another Redis and is fed through the outbox.
+    """
+
+    entry: str
+    type: QueueType = QueueType.REDIS_STREAM
+    name: str | None = None
+    redis_url: str | None = None
+    redis_url_env: str | None = None
+    active_job: bool = False
+    retry: bool | int = True
+    url: str | None = None  # sqs
+    region: str | None = None  # sqs
+
+    @property
+    def remote(self) -> bool:
+        """Whether the target lives outside the scheduler's Redis (fed from the outbox by a relay)."""
+        return self.type is QueueType.SQS or bool(self.redis_url or self.redis_url_env)
+
+
+DEFAULT_QUEUE = QueueSpec("default")
+
+
 @dataclass(frozen=True)
 class Table:
     path: Path
     schedules: tuple[Schedule, ...]
     tenant_sets: dict[str, TenantSource]
     fingerprint: str  # content hash of the table and the tenant files it read
+    queues: dict[str, QueueSpec] = field(default_factory=dict)
+
+    def queue(self, name: str) -> QueueSpec:
+        """The entry a schedule's ``queue = name`` uses: its own, else [queues.default], else a stream."""
+        return self.queues.get(name) or self.queues.get("default") or DEFAULT_QUEUE
 
     def schedule(self, name: str) -> Schedule:
         for schedule in self.schedules:

@@ -14,7 +14,6 @@ from scheduler.store.delivery import Delivery
 from scheduler.replica.tracks import TrackState, build_tracks
 from scheduler.store.state import DEDUP_MARGIN, Acceptance, Keys, Store
 from scheduler.table import Schedule, load_table
-from scheduler.targets import StreamTarget
 
 # Something around the hash tag, so a test sees that only the part in braces is the tag.
 PREFIX = "it{sched-42}x"
@@ -22,7 +21,7 @@ WATERMARK_TTL = timedelta(days=3)
 
 
 def make_store(client: redis.Redis, prefix: str = PREFIX) -> Store:
-    return Store(client, Keys(prefix), StreamTarget(prefix))
+    return Store(client, Keys(prefix))
 
 
 def accept(
@@ -64,7 +63,7 @@ def floor_minute(instant: datetime) -> datetime:
 
 
 def stream_name(queue: str, prefix: str = PREFIX) -> str:
-    return StreamTarget(prefix).stream(queue)
+    return Keys(prefix).stream(queue)
 
 
 def read_stream(client: redis.Redis, queue: str, prefix: str = PREFIX) -> list[dict[str, str]]:

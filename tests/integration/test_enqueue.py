@@ -99,6 +99,7 @@ def test_accept_writes_each_firing_once_to_the_queue_stream_with_every_field(sto
             "args": '{"kind":"daily","n":2}',
             "queue": QUEUE,
             "epoch": "1",
+            "late": "false",
         }
         for tenant in ("acme", "globex", "initech")
     ]
@@ -303,7 +304,7 @@ def test_a_tick_over_more_than_a_chunk_is_split_across_calls_and_each_firing_lan
     result = accept(store, token, report.track.schedule, report.key, plan, tick, WATERMARK_TTL)
 
     enqueue, finish = store._enqueue, store._finish
-    assert sent == [(enqueue, 9 + 3 * CHUNK), (enqueue, 9 + 3 * CHUNK), (enqueue, 9 + 3 * 500), (finish, 5)], (
+    assert sent == [(enqueue, 12 + 3 * CHUNK), (enqueue, 12 + 3 * CHUNK), (enqueue, 12 + 3 * 500), (finish, 5)], (
         "three script calls of at most CHUNK firings, then the one that finishes the tick")
     assert result == Acceptance(delivered=len(tenants), pending=0, duplicates=0)
     ids = [message["firing_id"] for message in read_stream(store.client, QUEUE)]

@@ -1,5 +1,5 @@
 -- Move pending firings whose enqueue_at has come (by Redis's clock) to their queue, fenced.
--- The target's `deliver(keys, message)` is prepended to this script when it is loaded.
+-- scheduler/targets/lua/deliver.lua (`deliver(kind, keys, m, options, now)`) is prepended to it.
 --
 -- KEYS[1]  the lease
 -- KEYS[2]  the queue's pending firings, scored by enqueue_at in ms
@@ -8,6 +8,7 @@
 -- ARGV[1]  the caller's lease token "<epoch>:<replica id>"
 -- ARGV[2]  the caller's epoch (written into each message it delivers)
 -- ARGV[3]  how many firings to move at most
+-- ARGV[4]  the target's kind; ARGV[5] its options (JSON)
 --
 -- Returns {moved, next}: next is the earliest enqueue_at still pending in ms, or -1 when none is;
 -- -1 when the caller no longer holds the lease.
@@ -20,13 +21,17 @@ local target_keys = {}
 for i = 4, #KEYS do
     target_keys[#target_keys + 1] = KEYS[i]
 end
+local kind, options = ARGV[4], cjson.decode(ARGV[5])
 local due = redis.call('ZRANGEBYSCORE', KEYS[2], '-inf', now_ms, 'LIMIT', 0, tonumber(ARGV[3]))
 for _, id in ipairs(due) do
     local body = redis.call('HGET', KEYS[3], id)
     if body then
         local message = cjson.decode(body)
         message.epoch = ARGV[2]
-        deliver(target_keys, message)
+        -- late: more than misfire_grace after enqueue_at (payloads written before 0.2 carry neither)
+        message.late = message.grace ~= nil and now_ms - message.at > message.grace
+        message.at, message.grace = nil, nil
+        deliver(kind, target_keys, message, options, now)
         redis.call('HDEL', KEYS[3], id)
     end
     redis.call('ZREM', KEYS[2], id)

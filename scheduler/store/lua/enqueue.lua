@@ -1,5 +1,5 @@
 -- Accept one chunk of a tick's firings, fenced by the lease, each firing exactly once.
--- The target's `deliver(keys, message)` is prepended to this script when it is loaded.
+-- scheduler/targets/lua/deliver.lua (`deliver(kind, keys, m, options, now)`) is prepended to it.
 --
 -- A firing is written first and recorded in the dedup set right after, so a write that fails (a
 -- wrong-type key, say) aborts the script before the firing is recorded: a retry delivers it then.
@@ -18,14 +18,16 @@
 -- ARGV[4]  the dedup set's TTL in ms (as long as the watermark's: an unfinished tick outlives it)
 -- ARGV[5]  the queue name
 -- ARGV[6]  the schedule; ARGV[7] the tick as YYYY-MM-DDTHH:MM:SSZ; ARGV[8] the job; ARGV[9] args JSON
--- ARGV[10..] the firings, three values each: tenant, enqueue_at in ms, enqueue_at as ISO 8601
+-- ARGV[10] the target's kind; ARGV[11] its options (JSON); ARGV[12] misfire_grace in ms
+-- ARGV[13..] the firings, three values each: tenant, enqueue_at in ms, enqueue_at as ISO 8601
 --
 -- Returns {delivered, pending, duplicates}, or -1 when the caller no longer holds the lease.
--- Due means enqueue_at <= Redis's own clock (TIME), the one clock every replica shares.
+-- Due means enqueue_at <= Redis's own clock (TIME), the one clock every replica shares; a firing
+-- delivered more than misfire_grace after its enqueue_at is marked late, on that clock too.
 if redis.call('GET', KEYS[1]) ~= ARGV[1] then
     return -1
 end
-local firings = (#ARGV - 9) / 3
+local firings = (#ARGV - 12) / 3
 if redis.call('ZSCORE', KEYS[3], ARGV[3]) then
     return {0, 0, firings}
 end
@@ -38,8 +40,9 @@ local target_keys = {}
 for i = 7, #KEYS do
     target_keys[#target_keys + 1] = KEYS[i]
 end
+local kind, options, grace = ARGV[10], cjson.decode(ARGV[11]), tonumber(ARGV[12])
 local tenants = {}
-for i = 10, #ARGV, 3 do
+for i = 13, #ARGV, 3 do
     tenants[#tenants + 1] = ARGV[i]
 end
 local known = redis.call('SMISMEMBER', KEYS[2], unpack(tenants))
@@ -50,7 +53,7 @@ for n, tenant in ipairs(tenants) do
         duplicates = duplicates + 1
     else
         here[tenant] = true
-        local i = 10 + (n - 1) * 3
+        local i = 13 + (n - 1) * 3
         local at_ms = tonumber(ARGV[i + 1])
         local message = {
             firing_id = ARGV[6] .. '/' .. tenant .. '/' .. ARGV[7],
@@ -58,9 +61,11 @@ for n, tenant in ipairs(tenants) do
             job = ARGV[8], args = ARGV[9], queue = ARGV[5], epoch = ARGV[2],
         }
         if at_ms <= now_ms then
-            deliver(target_keys, message)
+            message.late = now_ms - at_ms > grace
+            deliver(kind, target_keys, message, options, now)
             delivered = delivered + 1
         else
+            message.at, message.grace = at_ms, grace
             redis.call('HSET', KEYS[5], message.firing_id, cjson.encode(message))
             redis.call('ZADD', KEYS[4], at_ms, message.firing_id)
             pending = pending + 1
