@@ -1,0 +1,63 @@
+"""Running real replicas through a leader failover, and the firings they owe, for the tests that
+check each queue type with its real consumer (test_targets.py)."""
+
+from __future__ import annotations
+
+import re
+import signal
+from datetime import UTC, datetime, timedelta
+
+from replicas import Cluster
+
+from redis_server import wait_for
+from scheduler.clock.firing import format_tick
+
+
+def first_seen(cluster: Cluster, schedule: str) -> datetime:
+    """The instant the first leader started ``schedule`` after (its log line "first seen, starting after")."""
+    pattern = re.compile(rf"schedule {re.escape(schedule)}: first seen, starting after (\S+)")
+
+    def found() -> str | None:
+        for replica in cluster.replicas.values():
+            match = pattern.search(replica.output())
+            if match:
+                return match.group(1)
+        return None
+
+    text = wait_for(found, timeout=15, message=f"schedule {schedule} to be first seen")
+    return datetime.fromisoformat(text.replace("Z", "+00:00"))
+
+
+def watermark(cluster: Cluster, track: str) -> datetime | None:
+    value = cluster.watermark(track)
+    return datetime.fromtimestamp(value / 1000, UTC) if value else None
+
+
+def wait_for_ticks(cluster: Cluster, track: str, count: int) -> None:
+    """Until ``track``'s watermark has moved ``count`` seconds on (an every-second schedule's ticks)."""
+    start = wait_for(lambda: watermark(cluster, track), timeout=15, message=f"a watermark for {track}")
+    wait_for(lambda: watermark(cluster, track) >= start + timedelta(seconds=count), timeout=15 + count,
+             message=f"{count} more ticks of {track}")
+
+
+def run_through_failover(cluster: Cluster, track: str, before: int = 3, after: int = 3) -> None:
+    """Two replicas; the leader is SIGKILLed after ``before`` ticks, the other one leads ``after``
+    more ticks; then both stop (SIGTERM)."""
+    cluster.start("r1")
+    cluster.start("r2")
+    leader = cluster.leader()
+    wait_for_ticks(cluster, track, before)
+    leader.signal(signal.SIGKILL)
+    leader.wait(10)
+    cluster.leader(timeout=15, other_than=leader.name)
+    wait_for_ticks(cluster, track, after)
+    cluster.stop_all()
+
+
+def owed(cluster: Cluster, schedule: str, tenants: list[str]) -> set[str]:
+    """The firing ids of an every-second ``schedule`` from its first tick to its watermark."""
+    start, end = first_seen(cluster, schedule), watermark(cluster, schedule)
+    assert end is not None
+    first = int(start.timestamp()) + 1
+    return {f"{schedule}/{tenant}/{format_tick(datetime.fromtimestamp(second, UTC))}"
+            for second in range(first, int(end.timestamp()) + 1) for tenant in tenants}
