@@ -4,7 +4,7 @@
   firing in the target's format and sets a marker per firing in that Redis, in one atomic step, so a
   batch sent again (the relay died before removing it from the outbox) writes nothing twice while the
   markers live (MARKER_TTL).
-* :class:`SqsSender`: SQS, with boto3. FIFO queues get ``MessageGroupId`` = tenant and
+* :class:`SqsSender`: SQS, with boto3. FIFO queues get ``MessageGroupId`` = tenant (see group_id) and
   ``MessageDeduplicationId`` = SHA-256 of the firing id, so SQS drops a batch sent again within its
   five-minute deduplication window; a standard queue may then hold a firing twice, and its consumers
   deduplicate on ``firing_id``.
@@ -17,6 +17,7 @@ from __future__ import annotations
 import hashlib
 import json
 import os
+import re
 from abc import ABC, abstractmethod
 from collections.abc import Sequence
 from datetime import timedelta
@@ -35,6 +36,7 @@ if TYPE_CHECKING:
 Firing = dict[str, str]  # an outbox entry: STREAM_FIELDS -> text
 MARKER_TTL = timedelta(hours=1)  # how long a target Redis remembers what the relay delivered
 SQS_BATCH = 10  # SendMessageBatch takes at most ten entries
+_SQS_GROUP_ID = re.compile(r"[\x21-\x7e]{1,128}")  # SQS: 1-128 ASCII letters, digits and punctuation
 
 
 def firing_message(firing: Firing) -> dict[str, Any]:
@@ -116,12 +118,18 @@ class SqsSender(Sender):
     def _entry(self, index: int, firing: Firing) -> dict[str, str]:
         entry = {"Id": str(index), "MessageBody": json.dumps(firing_message(firing), separators=(",", ":"))}
         if self.fifo:
-            entry["MessageGroupId"] = firing["tenant"]
+            entry["MessageGroupId"] = group_id(firing["tenant"])
             entry["MessageDeduplicationId"] = hashlib.sha256(firing["firing_id"].encode()).hexdigest()
         return entry
 
     def close(self) -> None:
         self.client.close()
+
+
+def group_id(tenant: str) -> str:
+    """A FIFO message's group: the tenant id, or its SHA-256 in hex where SQS would refuse the id
+    (longer than 128 characters, or not printable ASCII), so one tenant's firings stay in order."""
+    return tenant if _SQS_GROUP_ID.fullmatch(tenant) else hashlib.sha256(tenant.encode()).hexdigest()
 
 
 def target_redis_url(spec: QueueSpec) -> str:

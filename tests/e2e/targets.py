@@ -18,8 +18,8 @@ def first_seen(cluster: Cluster, schedule: str) -> datetime:
     pattern = re.compile(rf"schedule {re.escape(schedule)}: first seen, starting after (\S+)")
 
     def found() -> str | None:
-        for replica in cluster.replicas.values():
-            match = pattern.search(replica.output())
+        for replica in cluster.replicas.values():  # every incarnation's output: the first may be dead
+            match = pattern.search(replica.log.read_text(errors="replace") if replica.log.exists() else "")
             if match:
                 return match.group(1)
         return None

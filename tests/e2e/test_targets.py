@@ -4,14 +4,23 @@ firing id, where docs/queues.md says so)."""
 
 from __future__ import annotations
 
+import hashlib
+import importlib.util
+import json
+import signal
 from collections import Counter
 
 import pytest
-from replicas import write_table
-from targets import owed, run_through_failover
+from faults.proxy import Proxy
+from replicas import PREFIX, Cluster, write_table
+from targets import owed, run_through_failover, wait_for_ticks
 
 from redis_server import wait_for
 from workers.sidekiq import INSTALL_HINT as SIDEKIQ_HINT, SIDEKIQ, SidekiqWorker, performed
+
+MOTO = all(importlib.util.find_spec(name) for name in ("boto3", "moto", "flask"))
+if MOTO:
+    from workers.sqs import REGION as SQS_REGION, SqsServer
 
 pytestmark = pytest.mark.e2e
 TENANTS = ["acme", "globex", "initech"]
@@ -59,3 +68,68 @@ active_job = true
     wrapped = next(record for record in records if record["class"] == "RecordActiveJob")
     assert wrapped["indifferent"] is True, "a Rails job reads firing[:tenant] and firing['tenant'] alike"
     assert {record["firing"]["epoch"] for record in records} >= {1, 2}, "both leaders delivered"
+
+
+# What a replica needs to reach the local SQS: credentials to sign with (moto checks none).
+AWS_TESTING = {"AWS_ACCESS_KEY_ID": "testing", "AWS_SECRET_ACCESS_KEY": "testing"}
+
+
+def outbox_xdel(queue: str):
+    """A request matcher: the relay's XDEL on ``queue``'s outbox (what follows a successful send)."""
+    return lambda request: request[0].upper() == b"XDEL" and request[1].endswith(f":outbox:{queue}".encode())
+
+
+@pytest.mark.skipif(not MOTO, reason="boto3 and moto[server] are not installed (pip install -e '.[dev]')")
+def test_sqs_through_the_outbox_the_relay_killed_between_send_and_removal(tmp_path, redis_server):
+    """Each leader in turn is SIGKILLed right after the target accepted a batch and before the outbox
+    forgot it: the next leader sends that batch again. The FIFO queue drops the copies (its dedup id);
+    the standard queue holds each firing of that batch twice, and every other firing once."""
+    with SqsServer(tmp_path / "sqs") as sqs, Proxy(redis_server.port) as proxy:
+        fifo, standard = sqs.create_queue("exports.fifo", fifo=True), sqs.create_queue("audit", fifo=False)
+        table = every_second(f"""
+[queues.exports]
+type = "sqs"
+url = "{fifo}"
+region = "{SQS_REGION}"
+
+[queues.audit]
+type = "sqs"
+url = "{standard}"
+region = "{SQS_REGION}"
+""", ("export", "ExportJob", "exports"), ("audit", "AuditJob", "audit"))
+        cluster = Cluster(tmp_path, write_table(tmp_path, table), proxy.url, **AWS_TESTING)
+        try:
+            cluster.start("r1")
+            cluster.start("r2")
+            batches = {}
+            for queue in ("audit", "exports"):
+                leader = cluster.leader()
+                wait_for_ticks(cluster, "export", 2)
+                fault = proxy.refuse(outbox_xdel(queue))
+                assert fault.wait(15), f"no relay send to {queue}"
+                leader.signal(signal.SIGKILL)
+                leader.wait(10)
+                batches[queue] = len(fault.matched[0]) - 2  # XDEL key id...: the firings sent again
+                cluster.leader(timeout=15, other_than=leader.name)
+                cluster.start(leader.name)
+            wait_for_ticks(cluster, "export", 2)
+            wait_for(lambda: all(cluster.client.xlen(f"{PREFIX}:outbox:{q}") == 0 for q in ("audit", "exports")),
+                     timeout=15, message="the outboxes to drain")
+            cluster.stop_all()
+            expected_exports, expected_audit = owed(cluster, "export", TENANTS), owed(cluster, "audit", TENANTS)
+            exports, audit = sqs.drain(fifo), sqs.drain(standard)
+        finally:
+            cluster.stop_all()
+
+    assert_exactly_once([json.loads(m["Body"])["firing_id"] for m in exports], expected_exports)
+    for message in exports:
+        body = json.loads(message["Body"])
+        assert message["MessageGroupId"] == body["tenant"]
+        assert message["MessageDeduplicationId"] == hashlib.sha256(body["firing_id"].encode()).hexdigest()
+    audit_ids = Counter(json.loads(m["Body"])["firing_id"] for m in audit)
+    assert set(audit_ids) == expected_audit, "nothing lost"
+    assert max(audit_ids.values()) == 2
+    assert sum(n - 1 for n in audit_ids.values()) == batches["audit"], "copies only of the batch sent again"
+    body = json.loads(exports[0]["Body"])
+    assert set(body) == {"firing_id", "schedule", "tenant", "tick", "enqueue_at", "job", "queue", "args", "late", "epoch"}
+    assert body["args"] == {"kind": "daily", "ids": []} and body["job"] == "ExportJob"
