@@ -91,11 +91,25 @@ class _Loader:
         defaults = self._defaults(document.get("defaults", {}), tenant_sets)
         queues = self._queues(document.get("queues", {}))
         schedules = self._schedules(document.get("schedule", []), defaults, tenant_sets)
+        self._check_active_job_args(schedules, queues, document.get("schedule", []))
         if self.problems:
             raise TableError(self.problems)
         return Table(self.path, tuple(schedules), tenant_sets, self.digest.hexdigest()[:16], queues)
 
     # -- [queues] --------------------------------------------------------------------------------
+
+    def _check_active_job_args(self, schedules: list[Schedule], queues: dict[str, QueueSpec], raw: Any) -> None:
+        """ActiveJob reads hash keys starting with "_aj_" as its own markers: refuse them in args."""
+        table = Table(self.path, (), {}, "", queues)
+        indexes = {entry.get("name"): index for index, entry in enumerate(raw) if isinstance(entry, dict)}
+        for schedule in schedules:
+            if not table.queue(schedule.queue).active_job:
+                continue
+            reserved = sorted(_keys_starting(schedule.args, "_aj_"))
+            if reserved:
+                self.report("schedule", indexes.get(schedule.name, 0), f'schedule "{schedule.name}"', "args",
+                            f"args: key {reserved[0]!r} is reserved by ActiveJob (queue {schedule.queue!r} "
+                            "has active_job = true); rename it")
 
     def _queues(self, raw: Any) -> dict[str, QueueSpec]:
         if not isinstance(raw, dict):
@@ -329,6 +343,18 @@ def _queue_spec(name: str, options: dict[str, Any], report: _Counter) -> QueueSp
         url=fields.get("url"),
         region=fields.get("region") or (_sqs_region(fields["url"]) if "url" in fields else None),
     )
+
+
+def _keys_starting(value: Any, prefix: str) -> set[str]:
+    """Every dict key at any depth of ``value`` that starts with ``prefix``."""
+    if isinstance(value, dict):
+        found = {key for key in value if key.startswith(prefix)}
+        for item in value.values():
+            found |= _keys_starting(item, prefix)
+        return found
+    if isinstance(value, list):
+        return set().union(*(_keys_starting(item, prefix) for item in value))
+    return set()
 
 
 def _sqs_region(url: str) -> str | None:

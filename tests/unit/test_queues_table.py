@@ -107,3 +107,14 @@ def test_a_password_in_a_redis_url_is_never_echoed(tmp_path):
 def test_a_queue_name_must_be_safe_in_keys(tmp_path):
     [problem] = problems_of(write(tmp_path, '[queues."a/b"]\ntype = "sidekiq"\n'))
     assert "must not contain '/'" in problem.message
+
+
+def test_activejob_marker_keys_in_args_are_refused_for_an_active_job_queue(tmp_path):
+    path = tmp_path / "schedules.toml"
+    path.write_text('[queues.rails]\ntype = "sidekiq"\nactive_job = true\n\n'
+                    '[[schedule]]\nname = "s"\nevery = "1m"\njob = "J"\nqueue = "rails"\n'
+                    'args = { list = [{ _aj_globalid = "gid://x" }] }\n'
+                    '\n[[schedule]]\nname = "fine"\nevery = "1m"\njob = "J"\nargs = { _aj_x = 1 }\n')
+    [problem] = problems_of(path)
+    assert (problem.line, problem.where) == (10, 'schedule "s"')
+    assert "key '_aj_globalid' is reserved by ActiveJob" in problem.message
