@@ -80,6 +80,8 @@ class RedisServer:
     def _answers(self) -> bool:
         try:
             return bool(self.client().ping())
+        except redis.AuthenticationError:
+            return True  # started with --requirepass: it answers, just not to strangers
         except redis.RedisError:
             return False
 

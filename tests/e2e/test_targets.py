@@ -11,11 +11,12 @@ import signal
 from collections import Counter
 
 import pytest
+import redis
 from faults.proxy import Proxy
 from replicas import PREFIX, Cluster, write_table
 from targets import owed, run_through_failover, wait_for_ticks
 
-from redis_server import wait_for
+from redis_server import RedisServer, wait_for
 from workers.sidekiq import INSTALL_HINT as SIDEKIQ_HINT, SIDEKIQ, SidekiqWorker, performed
 
 MOTO = all(importlib.util.find_spec(name) for name in ("boto3", "moto", "flask"))
@@ -68,6 +69,36 @@ active_job = true
     wrapped = next(record for record in records if record["class"] == "RecordActiveJob")
     assert wrapped["indifferent"] is True, "a Rails job reads firing[:tenant] and firing['tenant'] alike"
     assert {record["firing"]["epoch"] for record in records} >= {1, 2}, "both leaders delivered"
+
+
+
+@pytest.mark.skipif(SIDEKIQ is None, reason=f"sidekiq is not installed ({SIDEKIQ_HINT})")
+def test_sidekiq_in_a_redis_of_its_own_gets_every_firing_once_through_the_relay(tmp_path, make_cluster):
+    """Sidekiq's Redis is another server, with a password, named by an environment variable: the relay
+    feeds it through a failover, its markers keep a batch sent twice from being performed twice, and
+    the password never shows in any replica's output."""
+    password = "s3cret-sidekiq-pw"
+    other = RedisServer(tmp_path / "sidekiq-redis", options=("--requirepass", password)).start()
+    try:
+        url = f"redis://:{password}@127.0.0.1:{other.port}/0"
+        table = every_second('[queues.reports]\ntype = "sidekiq"\nredis_url_env = "SIDEKIQ_REDIS_URL"\n',
+                             ("plain", "RecordJob", "reports"))
+        cluster = make_cluster(write_table(tmp_path, table), SIDEKIQ_REDIS_URL=url)
+        sidekiq_redis = redis.Redis.from_url(url)
+        with SidekiqWorker(url, tmp_path / "sidekiq", queues=("reports",)) as worker:
+            run_through_failover(cluster, "plain")
+            expected = owed(cluster, "plain", TENANTS)
+            wait_for(lambda: len(performed(sidekiq_redis)) >= len(expected), timeout=30,
+                     message=f"sidekiq to perform {len(expected)} jobs")
+            worker.stop()
+        assert_exactly_once([record["firing"]["firing_id"] for record in performed(sidekiq_redis)], expected)
+        assert not cluster.client.exists("queue:reports"), "nothing went to the scheduler's own Redis"
+        assert cluster.client.xlen(f"{PREFIX}:outbox:reports") == 0
+        for replica in cluster.replicas.values():
+            assert password not in replica.log.read_text()
+        sidekiq_redis.close()
+    finally:
+        other.cleanup()
 
 
 # What a replica needs to reach the local SQS: credentials to sign with (moto checks none).
