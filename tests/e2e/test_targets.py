@@ -8,6 +8,7 @@ import hashlib
 import importlib.util
 import json
 import signal
+import uuid
 from collections import Counter
 
 import pytest
@@ -19,6 +20,9 @@ from targets import owed, run_through_failover, wait_for_ticks
 from redis_server import RedisServer, wait_for
 from workers.sidekiq import INSTALL_HINT as SIDEKIQ_HINT, SIDEKIQ, SidekiqWorker, performed
 
+CELERY = importlib.util.find_spec("celery") is not None
+if CELERY:
+    from workers.celery_worker import CeleryWorker, performed as celery_performed
 MOTO = all(importlib.util.find_spec(name) for name in ("boto3", "moto", "flask"))
 if MOTO:
     from workers.sqs import REGION as SQS_REGION, SqsServer
@@ -99,6 +103,26 @@ def test_sidekiq_in_a_redis_of_its_own_gets_every_firing_once_through_the_relay(
         sidekiq_redis.close()
     finally:
         other.cleanup()
+
+
+
+@pytest.mark.skipif(not CELERY, reason="celery is not installed (pip install -e '.[dev]')")
+def test_a_celery_worker_runs_every_firing_once_through_a_failover(tmp_path, make_cluster, redis_server):
+    table = every_second('[queues.billing]\ntype = "celery"\nqueue = "billing-tasks"\n',
+                         ("bill", "RecordTask", "billing"))
+    cluster = make_cluster(write_table(tmp_path, table))
+    with CeleryWorker(redis_server.url, tmp_path / "celery", queues=("billing-tasks",)) as worker:
+        run_through_failover(cluster, "bill")
+        expected = owed(cluster, "bill", TENANTS)
+        wait_for(lambda: len(celery_performed(cluster.client)) >= len(expected), timeout=30,
+                 message=f"celery to run {len(expected)} tasks")
+        worker.stop()
+    records = celery_performed(cluster.client)
+    assert_exactly_once([record["firing"]["firing_id"] for record in records], expected)
+    assert all(record["id"] == str(uuid.uuid5(uuid.NAMESPACE_URL, record["firing"]["firing_id"])) for record in records)
+    assert records[0]["firing"]["args"] == {"kind": "daily", "ids": []} and records[0]["firing"]["late"] is False
+    assert cluster.client.llen("billing-tasks") == 0 and not cluster.client.hlen("unacked")
+    assert "ERROR" not in worker.log()
 
 
 # What a replica needs to reach the local SQS: credentials to sign with (moto checks none).
