@@ -25,6 +25,7 @@ from scheduler.lease import Lease
 from scheduler.settings import Settings
 from scheduler.store.state import Store
 from scheduler.table import QueueSpec
+from scheduler.targets import STREAM_FIELDS
 from scheduler.targets.senders import Sender, sender_for
 
 BATCH = 100  # firings taken from one outbox at a time
@@ -97,6 +98,12 @@ class Relay:
                     logger.info("queue {}: the relay delivers again", queue)
 
     def _hand_on(self, queue: str, entries: list[tuple[str, dict[str, str]]]) -> None:
+        for entry, fields in entries:
+            missing = sorted(set(STREAM_FIELDS) - fields.keys())
+            if missing:
+                # Not written by the enqueue script: stop here, loudly, rather than lose or guess.
+                raise RelayRefused(f"outbox entry {entry} lacks {', '.join(missing)}; "
+                                   f"remove it with XDEL {self.store.keys.outbox(queue)} {entry}")
         accepted = self._sender(queue).send([fields for _, fields in entries])
         self.store.remove_from_outbox(queue, [entry for (entry, _), ok in zip(entries, accepted) if ok])
         refused = accepted.count(False)

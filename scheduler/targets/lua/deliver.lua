@@ -9,14 +9,14 @@
 -- o     the target's options: name (the worker-side queue), retry, active_job; outbox (its queue)
 -- now   Redis's TIME reply
 
--- The firing as one JSON object. args is spliced in as the table's own JSON text, so an empty
+-- The firing as one JSON object, fields in the stream's order. args is spliced in as the table's own JSON text, so an empty
 -- list stays a list (cjson would read it back as an empty object).
 local function firing_json(m, extra)
     return '{"firing_id":' .. cjson.encode(m.firing_id) .. ',"schedule":' .. cjson.encode(m.schedule)
         .. ',"tenant":' .. cjson.encode(m.tenant) .. ',"tick":' .. cjson.encode(m.tick)
         .. ',"enqueue_at":' .. cjson.encode(m.enqueue_at) .. ',"job":' .. cjson.encode(m.job)
-        .. ',"queue":' .. cjson.encode(m.queue) .. ',"args":' .. m.args
-        .. ',"late":' .. (m.late and 'true' or 'false') .. ',"epoch":' .. m.epoch .. (extra or '') .. '}'
+        .. ',"args":' .. m.args .. ',"queue":' .. cjson.encode(m.queue) .. ',"epoch":' .. m.epoch
+        .. ',"late":' .. (m.late and 'true' or 'false') .. (extra or '') .. '}'
 end
 
 -- An encoded non-empty object with one more field, given as JSON text, spliced in front.

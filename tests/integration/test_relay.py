@@ -1,0 +1,111 @@
+"""The relay's bookkeeping against a real redis-server: what leaves an outbox (only what the target
+accepted), what stays and why, and the backlog warning. The target is a stand-in sender here; the
+real SQS and Redis ones are in tests/e2e/test_targets.py and tests/integration/test_targets.py."""
+
+from __future__ import annotations
+
+import threading
+from datetime import timedelta
+
+import pytest
+from support import accept, floor_minute, plan_at, redis_now, take_lease, write_table
+
+import scheduler.replica.relay as relay_module
+from scheduler.lease import Lease
+from scheduler.replica.relay import Relay
+from scheduler.settings import load_settings
+from scheduler.table import load_table
+from scheduler.targets import Routes
+from scheduler.targets.senders import Sender
+
+TABLE = """
+[queues.exports]
+type = "sqs"
+url = "https://sqs.ap-northeast-1.amazonaws.com/123456789012/exports.fifo"
+
+[[schedule]]
+name = "s"
+every = "1m"
+tenants = ["a", "b", "c", "d"]
+job = "J"
+queue = "exports"
+"""
+
+
+class Target(Sender):
+    """Accepts the firings ``accept`` says yes to, and remembers every one it was handed."""
+
+    def __init__(self) -> None:
+        self.accept = lambda firing: True
+        self.handed: list[str] = []
+
+    def send(self, firings):
+        self.handed += [firing["firing_id"] for firing in firings]
+        return [self.accept(firing) for firing in firings]
+
+
+@pytest.fixture
+def target(monkeypatch) -> Target:
+    stand_in = Target()
+    monkeypatch.setattr(relay_module, "sender_for", lambda *args: stand_in)
+    return stand_in
+
+
+@pytest.fixture
+def relay(store, tmp_path, target) -> Relay:
+    """A relay whose replica leads, over an outbox holding one tick of four firings."""
+    table = load_table(write_table(tmp_path, TABLE))
+    store.routes = Routes(store.keys, table)
+    schedule = table.schedule("s")
+    tick = floor_minute(redis_now(store.client))
+    token = take_lease(store, "r1", timedelta(seconds=60))
+    accept(store, token, schedule, "s", [plan_at(schedule, tick, ["a", "b", "c", "d"], [tick] * 4)], tick)
+    lease = Lease(store, "r1", timedelta(seconds=60))
+    store.release(token)
+    lease.acquire()
+    return Relay(store, lease, load_settings(retry_interval="1ms"), threading.Event(), on_crash=lambda: None)
+
+
+def outbox(store) -> list[str]:
+    return [fields[b"tenant"].decode() for _, fields in store.client.xrange(store.keys.outbox("exports"))]
+
+
+def turn_until_resumed(relay: Relay) -> None:
+    """One turn, once the queue's backoff (a millisecond or so here) has passed."""
+    relay._resume_at.clear()
+    relay._turn()
+
+
+def test_only_what_the_target_accepted_leaves_the_outbox(relay, target, store, warnings):
+    target.accept = lambda firing: firing["tenant"] in ("a", "c")
+    relay._turn()
+    assert outbox(store) == ["b", "d"]
+    assert any("refused 2 of 4 firings; they stay in the outbox" in line for line in warnings)
+    target.accept = lambda firing: True
+    turn_until_resumed(relay)
+    assert outbox(store) == []
+    assert [firing.split("/")[1] for firing in target.handed] == ["a", "b", "c", "d", "b", "d"]
+
+
+def test_a_queue_no_longer_declared_elsewhere_keeps_its_outbox(relay, target, store, tmp_path, warnings):
+    store.routes = Routes(store.keys, load_table(write_table(tmp_path, TABLE.split("[[schedule]]")[0].replace(
+        'type = "sqs"\nurl = "https://sqs.ap-northeast-1.amazonaws.com/123456789012/exports.fifo"', 'type = "sidekiq"'))))
+    relay._turn()
+    assert outbox(store) == ["a", "b", "c", "d"] and target.handed == []
+    assert any("no longer names a target outside this Redis" in line for line in warnings)
+
+
+def test_an_entry_the_scripts_did_not_write_stops_its_queue_loudly(relay, target, store, warnings):
+    store.client.xtrim(store.keys.outbox("exports"), maxlen=0)
+    store.client.xadd(store.keys.outbox("exports"), {"firing_id": "x"})
+    relay._turn()
+    assert target.handed == []
+    assert any("lacks args, enqueue_at" in line and "XDEL" in line for line in warnings)
+
+
+def test_an_old_backlog_is_reported(relay, store, warnings):
+    old_ms = int(redis_now(store.client).timestamp() * 1000) - 120_000
+    store.client.xadd(store.keys.outbox("stale"), {"firing_id": "x"}, id=f"{old_ms}-0")
+    store.client.sadd(store.keys.outboxes, "stale")
+    relay._check_backlog({"stale"})
+    assert any("queue stale: 1 firings wait in the outbox, the oldest for 120s" in line for line in warnings)

@@ -1,0 +1,30 @@
+"""What the relay's senders put in an SQS message, without a network: the body and the FIFO ids."""
+
+from __future__ import annotations
+
+import hashlib
+
+import pytest
+
+from scheduler.targets.senders import firing_message, group_id
+
+FIELDS = {"firing_id": "s/acme/2026-11-24T03:00:00Z", "schedule": "s", "tenant": "acme",
+          "tick": "2026-11-24T03:00:00Z", "enqueue_at": "2026-11-24T03:00:00.250Z", "job": "J",
+          "args": '{"ids":[],"n":1}', "queue": "exports", "epoch": "12", "late": "true"}
+
+
+def test_the_firing_message_parses_args_late_and_epoch_and_keeps_the_field_order():
+    message = firing_message(FIELDS)
+    assert list(message) == ["firing_id", "schedule", "tenant", "tick", "enqueue_at", "job", "args", "queue",
+                             "epoch", "late"]
+    assert (message["args"], message["late"], message["epoch"]) == ({"ids": [], "n": 1}, True, 12)
+
+
+@pytest.mark.parametrize("tenant", ["acme", "a" * 128, "org:42.eu", "~!{}"])
+def test_a_tenant_sqs_accepts_as_a_group_id_is_used_as_is(tenant):
+    assert group_id(tenant) == tenant
+
+
+@pytest.mark.parametrize("tenant", ["a" * 129, "société", "tab\there"])
+def test_a_tenant_sqs_would_refuse_as_a_group_id_is_hashed(tenant):
+    assert group_id(tenant) == hashlib.sha256(tenant.encode()).hexdigest()
