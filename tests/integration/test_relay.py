@@ -1,6 +1,6 @@
 """The relay's bookkeeping against a real redis-server: what leaves an outbox (only what the target
 accepted), what stays and why, and the backlog warning. The target is a stand-in sender here; the
-real SQS and Redis ones are in tests/e2e/test_targets.py and tests/integration/test_targets.py."""
+real SQS and Redis ones are in tests/e2e/test_queue_workers.py and tests/integration/test_queue_formats.py."""
 
 from __future__ import annotations
 

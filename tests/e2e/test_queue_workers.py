@@ -15,7 +15,7 @@ import pytest
 import redis
 from faults.proxy import Proxy
 from replicas import PREFIX, Cluster, write_table
-from targets import owed, run_through_failover, wait_for_ticks
+from failover import owed, run_through_failover, wait_for_ticks
 
 from redis_server import RedisServer, wait_for
 from workers.sidekiq import INSTALL_HINT as SIDEKIQ_HINT, SIDEKIQ, SidekiqWorker, performed

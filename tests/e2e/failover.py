@@ -1,5 +1,5 @@
 """Running real replicas through a leader failover, and the firings they owe, for the tests that
-check each queue type with its real consumer (test_targets.py)."""
+check each queue type with its real consumer (test_queue_workers.py)."""
 
 from __future__ import annotations
 
