@@ -12,6 +12,7 @@ from scheduler.table._model import (
     Table,
     Tenant,
     TenantSource,
+    resolve_queue,
 )
 
 __all__ = [
@@ -28,5 +29,6 @@ __all__ = [
     "all_safe",
     "load_table",
     "parse_zone",
+    "resolve_queue",
     "unsafe_name",
 ]

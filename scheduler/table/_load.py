@@ -29,6 +29,7 @@ from scheduler.table._model import (
     Table,
     Tenant,
     TenantSource,
+    resolve_queue,
 )
 
 SCHEDULE_FIELDS = (
@@ -100,10 +101,9 @@ class _Loader:
 
     def _check_active_job_args(self, schedules: list[Schedule], queues: dict[str, QueueSpec], raw: Any) -> None:
         """ActiveJob reads hash keys starting with "_aj_" as its own markers: refuse them in args."""
-        table = Table(self.path, (), {}, "", queues)
         indexes = {entry.get("name"): index for index, entry in enumerate(raw) if isinstance(entry, dict)}
         for schedule in schedules:
-            if not table.queue(schedule.queue).active_job:
+            if not resolve_queue(queues, schedule.queue).active_job:
                 continue
             reserved = sorted(_keys_starting(schedule.args, "_aj_"))
             if reserved:

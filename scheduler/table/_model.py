@@ -117,6 +117,11 @@ class QueueSpec:
 DEFAULT_QUEUE = QueueSpec("default")
 
 
+def resolve_queue(queues: dict[str, QueueSpec], name: str) -> QueueSpec:
+    """The entry a schedule's ``queue = name`` uses: its own, else [queues.default], else a stream."""
+    return queues.get(name) or queues.get("default") or DEFAULT_QUEUE
+
+
 @dataclass(frozen=True)
 class Table:
     path: Path
@@ -126,8 +131,7 @@ class Table:
     queues: dict[str, QueueSpec] = field(default_factory=dict)
 
     def queue(self, name: str) -> QueueSpec:
-        """The entry a schedule's ``queue = name`` uses: its own, else [queues.default], else a stream."""
-        return self.queues.get(name) or self.queues.get("default") or DEFAULT_QUEUE
+        return resolve_queue(self.queues, name)
 
     def schedule(self, name: str) -> Schedule:
         for schedule in self.schedules:

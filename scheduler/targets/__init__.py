@@ -18,7 +18,7 @@ from dataclasses import dataclass
 from importlib.resources import files
 from typing import TYPE_CHECKING
 
-from scheduler.table import QueueSpec, QueueType, Table
+from scheduler.table import QueueSpec, QueueType, Table, resolve_queue
 
 if TYPE_CHECKING:
     from scheduler.store.state import Keys
@@ -42,19 +42,10 @@ class Target:
     options: str  # deliver.lua's options, as JSON
     spec: QueueSpec
 
-    @property
-    def remote(self) -> bool:
-        return self.spec.remote
-
-
-def worker_queue(spec: QueueSpec, queue: str) -> str:
-    """The queue name the workers read: the entry's own, else the schedule's."""
-    return spec.name or queue
-
 
 def local_write(spec: QueueSpec, queue: str, keys: Keys) -> tuple[str, tuple[str, ...], dict]:
     """(kind, keys, options) for writing ``spec``'s format straight into the Redis it lives in."""
-    name = worker_queue(spec, queue)
+    name = spec.name or queue  # the name workers read: the entry's own, else the schedule's queue
     if spec.type is QueueType.SIDEKIQ:
         options = {"name": name, "retry": spec.retry, "active_job": spec.active_job}
         return "sidekiq", (SIDEKIQ_QUEUES, f"queue:{name}"), options
@@ -72,7 +63,7 @@ class Routes:
         self._targets: dict[str, Target] = {}
 
     def spec(self, queue: str) -> QueueSpec:
-        return self.table.queue(queue) if self.table is not None else QueueSpec("default")
+        return resolve_queue(self.table.queues if self.table is not None else {}, queue)
 
     def target(self, queue: str) -> Target:
         target = self._targets.get(queue)
