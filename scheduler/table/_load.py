@@ -42,7 +42,7 @@ QUEUE_OPTIONS = {
     QueueType.REDIS_STREAM: ("stream",),
     QueueType.SIDEKIQ: ("queue", "redis_url", "redis_url_env", "active_job", "retry"),
     QueueType.CELERY: ("queue", "redis_url", "redis_url_env"),
-    QueueType.SQS: ("url", "region"),
+    QueueType.SQS: ("url", "region", "endpoint"),
 }
 _ENV_NAME = re.compile(r"[A-Za-z_][A-Za-z0-9_]*")
 _SQS_HOST = re.compile(r"(?:sqs\.([a-z0-9-]+)\.amazonaws\.com(?:\.cn)?|([a-z0-9-]+)\.queue\.amazonaws\.com)")
@@ -342,6 +342,7 @@ def _queue_spec(name: str, options: dict[str, Any], report: _Counter) -> QueueSp
         retry=fields.get("retry", True),
         url=fields.get("url"),
         region=fields.get("region") or (_sqs_region(fields["url"]) if "url" in fields else None),
+        endpoint=fields.get("endpoint"),
     )
 
 
@@ -406,6 +407,14 @@ def _parse_retry(value: Any) -> bool | int:
     raise ValueError("must be true, false, or a number of retries (0 or more)")
 
 
+def _parse_endpoint(value: Any) -> str:
+    text = _string(value)
+    parts = urlsplit(text)
+    if parts.scheme not in ("https", "http") or not parts.hostname or parts.path.strip("/"):
+        raise ValueError("must be a URL with no path, like https://vpce-0123.sqs.ap-northeast-1.vpce.amazonaws.com")
+    return text
+
+
 def _parse_sqs_url(value: Any) -> str:
     text = _string(value)
     parts = urlsplit(text)
@@ -424,6 +433,7 @@ _QUEUE_PARSERS: dict[str, Callable[[Any], Any]] = {
     "retry": _parse_retry,
     "url": _parse_sqs_url,
     "region": _parse_worker_name,
+    "endpoint": _parse_endpoint,
 }
 
 

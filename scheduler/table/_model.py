@@ -107,6 +107,7 @@ class QueueSpec:
     retry: bool | int = True
     url: str | None = None  # sqs
     region: str | None = None  # sqs
+    endpoint: str | None = None  # sqs: where to send, when not the queue URL's own host
 
     @property
     def remote(self) -> bool:

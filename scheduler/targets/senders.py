@@ -101,7 +101,8 @@ class SqsSender(Sender):
         self.url = spec.url
         self.fifo = spec.url.endswith(".fifo")
         parts = urlsplit(spec.url)
-        self.client = boto3.client("sqs", region_name=spec.region, endpoint_url=f"{parts.scheme}://{parts.netloc}")
+        endpoint = spec.endpoint or f"{parts.scheme}://{parts.netloc}"
+        self.client = boto3.client("sqs", region_name=spec.region, endpoint_url=endpoint)
 
     def send(self, firings: Sequence[Firing]) -> list[bool]:
         accepted = [False] * len(firings)

@@ -57,6 +57,11 @@ url = "https://sqs.ap-northeast-1.amazonaws.com/123456789012/exports.fifo"
 type = "sqs"
 url = "http://127.0.0.1:5000/123456789012/local"
 region = "us-east-1"
+
+[queues.private]
+type = "sqs"
+url = "https://sqs.eu-west-1.amazonaws.com/123456789012/private"
+endpoint = "https://vpce-0123.sqs.eu-west-1.vpce.amazonaws.com"
 """))
     assert table.queues["default"] == QueueSpec("default", QueueType.REDIS_STREAM, name="jobs:{app}")
     assert table.queues["reports"] == QueueSpec("reports", QueueType.SIDEKIQ, name="low", active_job=True, retry=3)
@@ -64,6 +69,8 @@ region = "us-east-1"
     assert table.queues["billing"].remote and not table.queues["reports"].remote
     assert table.queues["exports"].region == "ap-northeast-1" and table.queues["exports"].remote
     assert table.queues["local"].region == "us-east-1"
+    assert table.queues["private"].endpoint == "https://vpce-0123.sqs.eu-west-1.vpce.amazonaws.com"
+    assert table.queues["private"].region == "eu-west-1"
 
 
 def test_an_undeclared_queue_uses_the_default_entry_else_a_stream(tmp_path):
@@ -91,6 +98,7 @@ def test_an_undeclared_queue_uses_the_default_entry_else_a_stream(tmp_path):
     ('type = "sqs"', 1, "url is required"),
     ('type = "sqs"\nurl = "https://sqs.eu-west-1.amazonaws.com/q"', 3, "must be a queue URL"),
     ('type = "sqs"\nurl = "http://localhost:9324/1/q"', 1, "region is required: it cannot be read from this url's host"),
+    ('type = "sqs"\nurl = "https://sqs.eu-west-1.amazonaws.com/1/q"\nendpoint = "vpce"', 4, "endpoint 'vpce': must be a URL"),
 ])
 def test_mistakes_name_the_file_line_queue_and_option(tmp_path, entry, line, message):
     path = write(tmp_path, "[queues.q]\n" + entry + "\n")

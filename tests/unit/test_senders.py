@@ -6,7 +6,8 @@ import hashlib
 
 import pytest
 
-from scheduler.targets.senders import firing_message, group_id
+from scheduler.table import QueueSpec, QueueType
+from scheduler.targets.senders import SqsSender, firing_message, group_id
 
 FIELDS = {"firing_id": "s/acme/2026-11-24T03:00:00Z", "schedule": "s", "tenant": "acme",
           "tick": "2026-11-24T03:00:00Z", "enqueue_at": "2026-11-24T03:00:00.250Z", "job": "J",
@@ -28,3 +29,16 @@ def test_a_tenant_sqs_accepts_as_a_group_id_is_used_as_is(tenant):
 @pytest.mark.parametrize("tenant", ["a" * 129, "société", "tab\there"])
 def test_a_tenant_sqs_would_refuse_as_a_group_id_is_hashed(tenant):
     assert group_id(tenant) == hashlib.sha256(tenant.encode()).hexdigest()
+
+
+@pytest.mark.parametrize("endpoint, expected", [
+    (None, "http://127.0.0.1:9324"),
+    ("https://vpce-0123.sqs.ap-northeast-1.vpce.amazonaws.com", "https://vpce-0123.sqs.ap-northeast-1.vpce.amazonaws.com"),
+])
+def test_an_sqs_sender_sends_to_the_url_host_unless_given_an_endpoint(endpoint, expected):
+    pytest.importorskip("boto3")
+    spec = QueueSpec("q", QueueType.SQS, url="http://127.0.0.1:9324/000000000000/q.fifo", region="ap-northeast-1",
+                     endpoint=endpoint)
+    sender = SqsSender(spec)
+    assert sender.client.meta.endpoint_url == expected and sender.fifo
+    sender.close()
