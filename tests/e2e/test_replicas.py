@@ -6,6 +6,7 @@ import os
 import signal
 import subprocess
 import time
+from collections import Counter
 from datetime import UTC, datetime
 
 import pytest
@@ -35,6 +36,10 @@ def ticks_in(cluster: Cluster) -> set[str]:
 def wait_for_new_ticks(cluster: Cluster, count: int, timeout: float = 15) -> None:
     before = ticks_in(cluster)
     wait_for(lambda: len(ticks_in(cluster) - before) >= count, timeout, message=f"{count} new ticks in the stream")
+
+
+def tick_ms(message: dict[str, str]) -> int:
+    return int(datetime.strptime(message["tick"], "%Y-%m-%dT%H:%M:%SZ").replace(tzinfo=UTC).timestamp() * 1000)
 
 
 def stream_ms(entry_id: str) -> int:
@@ -282,6 +287,9 @@ def test_a_leader_after_an_outage_applies_the_catch_up_policy(tmp_path, make_clu
     first.signal(signal.SIGKILL)
     first.wait()
     down = cluster.watermark("beat")
+    # The leader may have died after writing a tick and before finishing it (moving the watermark):
+    # such a tick was delivered on time, and is not owed again.
+    written = Counter(tick_ms(m) for m in cluster.stream())
     cluster.client.delete(f"{PREFIX}:lease")  # as if the TTL ran out: the outage is what is measured
     wait_for(lambda: redis_ms(cluster) > down + 5_000, timeout=10, message="five seconds of outage")
 
@@ -289,12 +297,10 @@ def test_a_leader_after_an_outage_applies_the_catch_up_policy(tmp_path, make_clu
     wait_for(lambda: "schedule beat: tick" in second.output(), message="the new leader handling the backlog")
     wait_for_new_ticks(cluster, 1)
 
-    def tick_ms(message: dict[str, str]) -> int:
-        return int(datetime.strptime(message["tick"], "%Y-%m-%dT%H:%M:%SZ").replace(tzinfo=UTC).timestamp() * 1000)
-
     # A firing delivered more than misfire_grace after its enqueue_at was caught up, not on time.
     late = {tick_ms(m) for m in cluster.stream() if stream_ms(m["_id"]) - tick_ms(m) > 1_000}
-    missed = set(range(down + 1_000, down + 5_000, 1_000))  # ticks nobody could handle on time
+    on_time = {tick for tick, firings in written.items() if firings == 2}
+    missed = set(range(down + 1_000, down + 5_000, 1_000)) - on_time  # ticks nobody could handle on time
     if late_ticks is None:
         assert late >= missed
         assert "skipped" not in second.output()
