@@ -8,7 +8,7 @@ from pathlib import Path
 
 from loguru import logger
 
-from scheduler.logs import configure_logging
+from scheduler.logs import configure_logging, set_context
 from scheduler.replica.embedded import start_embedded_redis, stop_embedded_redis
 from scheduler.replica.runner import Replica
 from scheduler.settings import load_settings, redact_url
@@ -25,6 +25,8 @@ def run_replica(config: Path) -> int:
     """Run until SIGTERM or SIGINT; SIGHUP re-reads the table. Returns the exit code."""
     settings = load_settings()
     configure_logging(settings.log_level, settings.log_json)
+    replica_id = settings.resolved_replica_id()
+    set_context(lambda: {"replica": replica_id})
     embedded = None
     if settings.redis_url is None:
         url, embedded = start_embedded_redis(config)
@@ -34,7 +36,7 @@ def run_replica(config: Path) -> int:
     client = connect(settings, url, check=False)
     store = Store(client, Keys(settings.key_prefix))
     signals: queue.SimpleQueue[int] = queue.SimpleQueue()
-    replica = Replica(settings, config, store, settings.resolved_replica_id(), on_crash=lambda: signals.put(CRASHED))
+    replica = Replica(settings, config, store, replica_id, on_crash=lambda: signals.put(CRASHED))
 
     for number in (signal.SIGTERM, signal.SIGINT, signal.SIGHUP):
         signal.signal(number, lambda received, _frame: signals.put(received))

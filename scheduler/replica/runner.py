@@ -29,6 +29,7 @@ from loguru import logger
 
 from scheduler.errors import RedisUnavailable
 from scheduler.lease import Change, Lease
+from scheduler.logs import set_context
 from scheduler.replica.relay import Relay
 from scheduler.replica.work import Worker
 from scheduler.settings import Settings
@@ -77,6 +78,7 @@ class Replica:
     def start(self) -> None:
         logger.info("replica {} starting with {} ({} schedules)", self.lease.replica_id, self.config,
                     len(self.worker.table.schedules))
+        set_context(lambda: {"replica": self.lease.replica_id, "epoch": self.lease.epoch if self.lease.token else None})
         self.worker.start()
         self.relay.start()
         self.timers.add_job(self._lease_job, IntervalTrigger(seconds=self._retry), id="lease", executor="lease",

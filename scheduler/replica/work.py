@@ -316,12 +316,14 @@ def _log(track: _Planned, now: datetime, accepted: Acceptance) -> None:
     if track.watermark is None:
         logger.info("schedule {}: first seen, starting after {}", key, format_instant(now))
     elif track.skipped:
-        logger.warning("schedule {}: catch-up policy {!r} skipped {} late firings", key, schedule.catchup.value,
-                       track.skipped)
+        logger.bind(schedule=schedule.name, count=track.skipped).warning(
+            "schedule {}: catch-up policy {!r} skipped {} late firings", key, schedule.catchup.value, track.skipped)
     if track.ticks:
         span = format_tick(track.ticks[0]) + (f" .. {format_tick(track.ticks[-1])}" if len(track.ticks) > 1 else "")
-        logger.info("schedule {}: tick {}: {} enqueued, {} waiting out their jitter{}", key, span, accepted.delivered,
-                    accepted.pending, f", {accepted.duplicates} already accepted before" if accepted.duplicates else "")
+        bound = logger.bind(schedule=schedule.name, tick=format_tick(track.ticks[-1]), queue=schedule.queue,
+                            count=accepted.delivered + accepted.pending)
+        bound.info("schedule {}: tick {}: {} enqueued, {} waiting out their jitter{}", key, span, accepted.delivered,
+                   accepted.pending, f", {accepted.duplicates} already accepted before" if accepted.duplicates else "")
 
 
 def _digest(table: Table, config: Path | None = None) -> str:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import os
 import signal
 import subprocess
@@ -12,7 +13,7 @@ from datetime import UTC, datetime
 import pytest
 from replicas import PREFIX, SCHEDULER, Cluster, write_table
 
-from redis_server import wait_for
+from redis_server import RedisServer, wait_for
 
 pytestmark = pytest.mark.e2e
 
@@ -366,3 +367,22 @@ def test_sigterm_while_redis_is_frozen_still_exits_once_redis_answers(tmp_path, 
     finally:
         redis_server.resume()
     assert target.wait(15) == 0
+
+
+def test_json_logs_are_one_flat_object_a_line_and_never_hold_the_password(tmp_path):
+    password = "pw-that-must-not-leak"
+    server = RedisServer(tmp_path / "redis", options=("--requirepass", password)).start()
+    try:
+        cluster = Cluster(tmp_path, write_table(tmp_path, EVERY_SECOND), f"redis://:{password}@127.0.0.1:{server.port}/0",
+                          SCHEDULER_LOG_JSON="true")
+        replica = cluster.start("r1")
+        wait_for(lambda: '"tick"' in replica.output(), timeout=15, message="a tick in the log")
+        replica.stop()
+        lines = [json.loads(line) for line in replica.output().splitlines()]
+    finally:
+        server.cleanup()
+    assert password not in replica.output()
+    assert all({"time", "level", "message", "replica"} <= line.keys() and line["replica"] == "r1" for line in lines)
+    tick = next(line for line in lines if "tick" in line)
+    assert tick["schedule"] == "tick" and tick["count"] == 50 and tick["epoch"] == 1 and tick["queue"] == "default"
+    assert "epoch" not in lines[0], "not leading yet"
