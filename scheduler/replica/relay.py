@@ -107,8 +107,7 @@ class Relay:
         accepted = self._sender(queue).send([fields for _, fields in entries])
         self.store.remove_from_outbox(queue, [entry for (entry, _), ok in zip(entries, accepted) if ok])
         refused = accepted.count(False)
-        if refused:
-            self._after[queue] = START
+        if refused:  # _failed reads this outbox from its start again, after the backoff
             raise RelayRefused(f"the target refused {refused} of {len(entries)} firings; they stay in the outbox")
         self._after[queue] = entries[-1][0]
 

@@ -90,9 +90,7 @@ class Worker:
         self.store = store
         self.lease = lease
         self.config = config
-        self.table = table
-        self.tracks = build_tracks(table)
-        store.routes = Routes(store.keys, table)
+        self._adopt(table)
         self.reload_interval = reload_interval.total_seconds()
         self.retry = retry_interval.total_seconds()
         self.stopping = stopping
@@ -285,6 +283,11 @@ class Worker:
 
     # -- reloading ------------------------------------------------------------------------------
 
+    def _adopt(self, table: Table) -> None:
+        """Run ``table``: its tracks, and where its queues go."""
+        self.table, self.tracks = table, build_tracks(table)
+        self.store.routes = Routes(self.store.keys, table)
+
     def _reload_if_changed(self) -> None:
         if not self._reload_forced and time.monotonic() < self._next_reload_check:
             return
@@ -306,8 +309,7 @@ class Worker:
             return
         logger.info("reloaded {}: {} -> {} ({} schedules)", self.config, self.table.fingerprint,
                     table.fingerprint, len(table.schedules))
-        self.table, self.tracks = table, build_tracks(table)
-        self.store.routes = Routes(self.store.keys, table)
+        self._adopt(table)
         self._term = None  # publish the new table and start every track from its watermark
 
 

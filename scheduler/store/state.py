@@ -293,15 +293,17 @@ class Store:
     def queues(self) -> set[str]:
         """Every queue that ever had pending firings (their pending sets are drained even after a
         schedule is removed from the table)."""
-        with redis_errors("listing queues"):
-            return {member.decode() for member in self.client.smembers(self.keys.queues)}
+        return self._members(self.keys.queues, "listing queues")
 
     # -- outboxes -------------------------------------------------------------------------------
 
     def outbox_queues(self) -> set[str]:
         """Every queue whose outbox was ever written (kept after a table edit, so none is stranded)."""
-        with redis_errors("listing outboxes"):
-            return {member.decode() for member in self.client.smembers(self.keys.outboxes)}
+        return self._members(self.keys.outboxes, "listing outboxes")
+
+    def _members(self, key: str, doing: str) -> set[str]:
+        with redis_errors(doing):
+            return {member.decode() for member in self.client.smembers(key)}
 
     def read_outboxes(self, after: dict[str, str], count: int, block: timedelta) -> dict[str, list[tuple[str, dict[str, str]]]]:
         """Up to ``count`` firings of each outbox, after the entry id given for it; waits up to

@@ -28,7 +28,7 @@ for _, id in ipairs(due) do
     if body then
         local message = cjson.decode(body)
         message.epoch = ARGV[2]
-        -- late: more than misfire_grace after enqueue_at (payloads written before 0.2 carry neither)
+        -- late: more than misfire_grace after enqueue_at (a payload an earlier version wrote has no grace)
         message.late = message.grace ~= nil and now_ms - message.at > message.grace
         message.at, message.grace = nil, nil
         deliver(kind, target_keys, message, options, now)

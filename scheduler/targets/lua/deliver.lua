@@ -1,16 +1,16 @@
 -- Write one firing to its queue, in the format of the queue's type (docs/queues.md).
 -- The enqueue, dispatch and relay scripts start with this file.
 --
--- m     the firing: firing_id, schedule, tenant, tick, enqueue_at, job, queue, args (JSON text),
---       late (boolean), epoch (decimal text)
+-- m     the firing: firing_id, schedule, tenant, tick, enqueue_at, job, args (JSON text), queue,
+--       epoch (decimal text), late (boolean)
 -- kind  'stream' (also the outbox: a stream in the scheduler's Redis), 'sidekiq' or 'celery'
 -- keys  the target's keys: stream {stream}, outbox {stream, set of outboxes},
 --       sidekiq {the queues set, the queue's list}, celery {the queue's list}
 -- o     the target's options: name (the worker-side queue), retry, active_job; outbox (its queue)
 -- now   Redis's TIME reply
 
--- The firing as one JSON object, fields in the stream's order. args is spliced in as the table's own JSON text, so an empty
--- list stays a list (cjson would read it back as an empty object).
+-- The firing as one JSON object, fields in the stream's order. args is spliced in as the table's
+-- own JSON text, so an empty list stays a list (cjson would read it back as an empty object).
 local function firing_json(m, extra)
     return '{"firing_id":' .. cjson.encode(m.firing_id) .. ',"schedule":' .. cjson.encode(m.schedule)
         .. ',"tenant":' .. cjson.encode(m.tenant) .. ',"tick":' .. cjson.encode(m.tick)
