@@ -86,6 +86,8 @@ class Relay:
         except RedisUnavailable as error:
             self._failed("", error)
             return
+        if self._failures.pop("", 0):
+            logger.info("the relay reads its outboxes again")
         for queue, entries in found.items():
             if self.stopping.is_set() or not self.lease.held:
                 return

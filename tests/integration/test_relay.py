@@ -11,6 +11,7 @@ import pytest
 from support import accept, floor_minute, plan_at, redis_now, take_lease, write_table
 
 import scheduler.replica.relay as relay_module
+from scheduler.errors import RedisUnavailable
 from scheduler.lease import Lease
 from scheduler.replica.relay import Relay
 from scheduler.settings import load_settings
@@ -109,3 +110,25 @@ def test_an_old_backlog_is_reported(relay, store, warnings):
     store.client.sadd(store.keys.outboxes, "stale")
     relay._check_backlog({"stale"})
     assert any("queue stale: 1 firings wait in the outbox, the oldest for 120s" in line for line in warnings)
+
+
+def test_a_redis_outage_backs_off_and_after_redis_answers_the_next_one_starts_afresh(relay, store, warnings,
+                                                                                       monkeypatch):
+    broken = {"on": True}
+    read = store.read_outboxes
+
+    def flaky(*args):
+        if broken["on"]:
+            raise RedisUnavailable("reading outboxes: ConnectionError")
+        return read(*args)
+
+    monkeypatch.setattr(store, "read_outboxes", flaky)
+    relay._turn()
+    assert sum("the relay could not deliver" in line for line in warnings) == 1
+    broken["on"] = False
+    relay._turn()
+    assert outbox(store) == []
+    broken["on"] = True
+    relay._turn()
+    assert sum("the relay could not deliver" in line for line in warnings) == 2, "a new outage is news again"
+    assert relay._failures == {"": 1}, "and it backs off from the start, not from where the last one ended"
