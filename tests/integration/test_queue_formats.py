@@ -25,6 +25,7 @@ from support import (
 
 from redis_server import RedisServer, wait_for
 from scheduler.clock.firing import format_instant, format_tick
+from scheduler.errors import RedisUnavailable
 from scheduler.settings import load_settings
 from scheduler.store.state import Keys, dispatched
 from scheduler.table import load_table
@@ -191,3 +192,19 @@ def test_the_relay_script_writes_into_a_target_redis_at_most_once(store, table, 
         client.close()
     finally:
         other.cleanup()
+
+
+def test_a_target_redis_that_is_down_refuses_the_batch_and_it_stays_in_the_outbox(store, table, tmp_path):
+    fire(store, table, "exports", ["acme"])
+    firings = [fields for _, fields in store.read_outboxes({"exports": "0-0"}, 10, timedelta(milliseconds=1))["exports"]]
+    other = RedisServer(tmp_path / "sidekiq-redis").start()
+    try:
+        sender = RedisSender(replace(table.queue("reports"), redis_url=other.url), "reports", Keys(PREFIX),
+                             load_settings())
+        other.stop()
+        with pytest.raises(RedisUnavailable, match="sending to the Redis at redis://127.0.0.1"):
+            sender.send(firings)
+        sender.close()
+    finally:
+        other.cleanup()
+    assert store.outbox_backlog("exports")[0] == 1
