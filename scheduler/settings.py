@@ -14,6 +14,7 @@ from pydantic_settings import BaseSettings, SettingsConfigDict
 
 from scheduler.durations import parse_duration
 from scheduler.errors import SettingsError
+from scheduler.store.limits import LedgerLimits
 
 ECS_METADATA_VARIABLES = ("ECS_CONTAINER_METADATA_URI_V4", "ECS_CONTAINER_METADATA_URI")
 
@@ -32,8 +33,10 @@ class Settings(BaseSettings):
     stall_timeout: timedelta = Field(default=timedelta(seconds=10),
                                      description="a leader whose work loop shows no progress this long gives up")
     allow_eviction: bool = Field(default=False, description="lead even where Redis may evict keys (warns)")
+    history_keep: timedelta = Field(default=timedelta(days=7), description="how long the decision ledger keeps a line")
+    history_lines: int = Field(default=100_000, gt=0, description="ledger lines kept per schedule, at most")
 
-    @field_validator("lease_ttl", "retry_interval", "reload_interval", "stall_timeout", mode="before")
+    @field_validator("lease_ttl", "retry_interval", "reload_interval", "stall_timeout", "history_keep", mode="before")
     @classmethod
     def _duration(cls, value: Any) -> Any:
         if isinstance(value, str):
@@ -50,7 +53,7 @@ class Settings(BaseSettings):
                 raise ValueError("is too long") from None
         return value
 
-    @field_validator("lease_ttl", "retry_interval", "reload_interval", "stall_timeout")
+    @field_validator("lease_ttl", "retry_interval", "reload_interval", "stall_timeout", "history_keep")
     @classmethod
     def _positive(cls, value: timedelta) -> timedelta:
         if value <= timedelta(0):
@@ -63,6 +66,9 @@ class Settings(BaseSettings):
         if value.count("{") != 1 or value.count("}") != 1 or value.index("{") > value.index("}"):
             raise ValueError("must hold exactly one {hash tag}, so every key lands on one Redis Cluster slot")
         return value
+
+    def ledger_limits(self) -> LedgerLimits:
+        return LedgerLimits(self.history_keep, self.history_lines)
 
     def resolved_replica_id(self) -> str:
         return self.replica_id or ecs_task_id() or f"{socket.gethostname()}-{os.getpid()}"

@@ -168,6 +168,13 @@ class Fanout:
         return latest
 
 
+def ticks_in(track: Track, start: datetime, end: datetime) -> tuple[int, datetime | None, datetime | None]:
+    """How many of ``track``'s ticks lie in ``(start, end]``, the first of them and the last."""
+    count, last = _count_and_last(track.schedule.cadence, track.zone, start, end)
+    first = next(track.schedule.cadence.after(start, track.zone)) if count else None
+    return count, first, last
+
+
 def _count_and_last(cadence: Cadence, zone: ZoneInfo, start: datetime, end: datetime) -> tuple[int, datetime | None]:
     """How many ticks lie in ``(start, end]``, and the last of them."""
     if end <= start:

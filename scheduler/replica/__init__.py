@@ -34,7 +34,7 @@ def run_replica(config: Path) -> int:
         url = settings.redis_url.get_secret_value()
         logger.info("using Redis at {}", redact_url(url))
     client = connect(settings, url, check=False)
-    store = Store(client, Keys(settings.key_prefix))
+    store = Store(client, Keys(settings.key_prefix), ledger=settings.ledger_limits())
     signals: queue.SimpleQueue[int] = queue.SimpleQueue()
     replica = Replica(settings, config, store, replica_id, on_crash=lambda: signals.put(CRASHED))
 

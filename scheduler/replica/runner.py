@@ -27,6 +27,7 @@ from apscheduler.schedulers.background import BackgroundScheduler
 from apscheduler.triggers.interval import IntervalTrigger
 from loguru import logger
 
+from scheduler import __version__
 from scheduler.errors import RedisUnavailable
 from scheduler.lease import Change, Lease
 from scheduler.logs import set_context
@@ -39,6 +40,7 @@ from scheduler.table import load_table
 MAX_BACKOFF = timedelta(seconds=30)
 POLICY_CHECK_EVERY = 60.0  # seconds between checks of Redis's maxmemory-policy while standing by
 SAFE_POLICIES = ("noeviction",)
+HEARTBEAT_FORGET = timedelta(hours=1)  # a replica silent this long drops out of `scheduler status`
 
 
 def _wall_now() -> datetime:
@@ -99,6 +101,10 @@ class Replica:
                 logger.info("released the lease of epoch {}", self.lease.epoch)
         except RedisUnavailable as error:
             logger.warning("could not release the lease ({}); it expires by itself", error)
+        try:
+            self.store.forget_replica(self.lease.replica_id)
+        except RedisUnavailable:
+            pass  # forgotten an hour after its last heartbeat anyway
         if self._listener is not None:
             # Stopped, not closed from here: the listener closes its own pub/sub connection, so no
             # connection still in subscribe mode goes back to the pool.
@@ -131,12 +137,21 @@ class Replica:
                 self._give_up(f"the work loop has made no progress for {self.worker.stalled_for():.1f}s")
             else:
                 self._renew()
+            self._heartbeat()
         except RedisUnavailable as error:
             self._redis_trouble(error)
             return
         if self._failures:
             logger.info("Redis answers again")
             self._failures = 0
+
+    def _heartbeat(self) -> None:
+        """Tell `scheduler status` this replica is alive, and what it is doing."""
+        leading = self.lease.token is not None
+        self.store.heartbeat(self.lease.replica_id, {
+            "role": "leader" if leading else "standby", "epoch": self.lease.epoch if leading else None,
+            "table": self.worker.table.fingerprint, "version": __version__,
+        }, HEARTBEAT_FORGET)
 
     def _try_to_lead(self) -> None:
         if time.monotonic() < self._resting_until or not self._fit_to_lead():

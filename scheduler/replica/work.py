@@ -33,18 +33,23 @@ from pathlib import Path
 from loguru import logger
 
 from scheduler.clock.firing import format_instant, format_tick
-from scheduler.clock.planner import Fanout
+from scheduler.clock.planner import Fanout, Plan, ticks_in
+from scheduler.durations import format_duration
 from scheduler.errors import NotLeader, RedisUnavailable, TableError
 from scheduler.lease import Lease
+from scheduler.replica.requests import carry_out_requests
 from scheduler.replica.tracks import TrackState, build_tracks
 from scheduler.store.delivery import Delivery
+from scheduler.store.ledger import Decision
 from scheduler.store.state import CHUNK, DEDUP_MARGIN, NEVER, Acceptance, Store, dispatched
-from scheduler.table import InlineTenants, Table, load_table
+from scheduler.table import InlineTenants, Schedule, Table, load_table
 from scheduler.targets import Routes
 
 IDLE_BEAT = 1.0  # the longest the loop waits without going round (and beating)
 MAX_BACKOFF = 5.0  # the longest wait before retrying a pass that Redis refused
 MIN_LEAD, MAX_LEAD = 0.05, 1.0  # how long before a due instant planning may start, in seconds
+REQUESTS_EVERY = 0.5  # how often a leader looks for operators' requests (trigger, backfill), in seconds
+REQUEST_SLACK = 0.1  # ... and only when the next pass is at least this far off, in seconds
 
 
 class _Stopping(Exception):
@@ -60,6 +65,7 @@ class _Planned:
     ticks: list[datetime]
     advanced_to: datetime  # the watermark once every tick is handled
     skipped: int
+    paused: int = 0  # ticks not fired because the schedule is paused
 
 
 class RedisClock:
@@ -106,6 +112,7 @@ class Worker:
         self._queues: dict[str, datetime | None] = {}  # queue -> when its next pending firing is due
         self._failures = 0
         self._lead = MIN_LEAD
+        self._next_requests = 0.0
         self._thread = threading.Thread(target=self._run, name="work", daemon=True)
 
     # -- the loop -------------------------------------------------------------------------------
@@ -147,10 +154,14 @@ class Worker:
                 continue
             if token == self._term:
                 wait = self._seconds_until_due()
+                if wait > REQUEST_SLACK and time.monotonic() >= self._next_requests:
+                    self._next_requests = time.monotonic() + REQUESTS_EVERY
+                    self._wait(self._guarded(token, self._handle_requests))
+                    continue
                 if wait > 0:
                     self._wait(wait)
                     continue
-            self._wait(self._work(token))
+            self._wait(self._guarded(token, self._pass))
 
     def _wait(self, seconds: float) -> None:
         if seconds > 0 and self.wake.wait(min(seconds, IDLE_BEAT)):
@@ -184,15 +195,24 @@ class Worker:
 
         return wait
 
-    def _work(self, token: str) -> float:
-        """One pass; returns how long to wait before the next turn (0: go round at once)."""
+    def _pass(self, token: str) -> None:
+        now = self.clock.read()
+        if token != self._term:
+            self._begin_term(token, now)
+        instant = self._pass_instant(now)
+        self._handle_due_tracks(token, instant)
+        self._deliver_pending(token, instant)
+
+    def _handle_requests(self, token: str) -> None:
+        pending = carry_out_requests(self, token)
+        for queue in pending:
+            self._queues[queue] = None  # a backfill left firings waiting out their jitter
+
+    def _guarded(self, token: str, work: Callable[[str], None]) -> float:
+        """Do ``work`` (a pass, or operators' requests) under ``token``; returns how long to wait
+        before the next turn (0: go round at once)."""
         try:
-            now = self.clock.read()
-            if token != self._term:
-                self._begin_term(token, now)
-            instant = self._pass_instant(now)
-            self._handle_due_tracks(token, instant)
-            self._deliver_pending(token, instant)
+            work(token)
         except _Stopping:
             return 0.0
         except NotLeader:
@@ -230,8 +250,9 @@ class Worker:
             return
         delivery = Delivery(self.store, token, progress=self._beat, before_send=self._send_at(now, time.monotonic()))
         planned = []
-        for state, watermark in zip(due, self.store.watermarks([state.key for state in due])):
-            track = self._plan(state, watermark, now, delivery)
+        watermarks, paused = self.store.pass_state([state.key for state in due])
+        for state, watermark in zip(due, watermarks):
+            track = self._plan(state, watermark, now, delivery, paused)
             if track is None:
                 break  # stopping, or the lease is gone: what was not finished is planned again
             planned.append(track)
@@ -246,20 +267,40 @@ class Worker:
         if outcome.error is not None:
             raise outcome.error
 
-    def _plan(self, state: TrackState, watermark: datetime | None, now: datetime,
-              delivery: Delivery) -> _Planned | None:
-        """Plan ``state``'s track into ``delivery``, tenant batch by tenant batch; None if interrupted."""
+    def _plan(self, state: TrackState, watermark: datetime | None, now: datetime, delivery: Delivery,
+              paused: dict[str, str]) -> _Planned | None:
+        """Plan ``state``'s track into ``delivery``, tenant batch by tenant batch; None if interrupted.
+        A paused schedule's ticks, and a paused tenant's firings, are recorded as paused, not sent."""
         schedule = state.track.schedule
         ttl = state.watermark_ttl(now)
+        remember = schedule.catchup_window + DEDUP_MARGIN
         track = _Planned(state, watermark, [], now, 0)
+        if watermark is not None and schedule.name in paused:
+            count, first, last = ticks_in(state.track, watermark, now)
+            decisions: dict[datetime | None, Decision] = {}
+            if count and first and last:
+                tenants = len(state.tenant_ids) if state.tenant_ids is not None else 0
+                decisions[None] = Decision("paused", paused=count * tenants, span=(first, last, count),
+                                           reason=f"schedule paused since {paused[schedule.name]}")
+            track.advanced_to, track.paused = last or watermark, count
+            delivery.finish(schedule.name, state.key, [], track.advanced_to, ttl, remember, decisions)
+            return track
+        held = {key.partition("/")[2]: since for key, since in paused.items() if key.startswith(schedule.name + "/")}
+        decisions = {}
         for tenant_ids in state.batches(self.store.client):
             if self.stopping.is_set() or not self.lease.held:
                 return None
+            stopped = [tenant for tenant in tenant_ids if tenant in held] if held else []
+            if stopped:
+                tenant_ids = [tenant for tenant in tenant_ids if tenant not in held]
             plan = Fanout(state.track, tenant_ids).catch_up(watermark, now)
             delivery.accept(schedule, state.key, plan.ticks, ttl)
+            _decide(decisions, schedule, plan, now, stopped, len(tenant_ids))
             track.skipped += plan.skipped
             track.ticks, track.advanced_to = [tick.tick for tick in plan.ticks], plan.watermark
-        delivery.finish(state.key, track.ticks, track.advanced_to, ttl, schedule.catchup_window + DEDUP_MARGIN)
+        if watermark is None:
+            decisions[None] = Decision("started", reason=f"first seen: starting after {format_instant(now)}")
+        delivery.finish(schedule.name, state.key, track.ticks, track.advanced_to, ttl, remember, decisions)
         return track
 
     # -- pending firings ------------------------------------------------------------------------
@@ -313,8 +354,35 @@ class Worker:
         self._term = None  # publish the new table and start every track from its watermark
 
 
+def _decide(decisions: dict[datetime | None, Decision], schedule: Schedule, plan: Plan, now: datetime,
+            stopped: list[str], tenants: int) -> None:
+    """Add one tenant batch's plan to the decisions of its ticks (what the ledger will say of them)."""
+    why = (f"late by more than misfire_grace ({format_duration(schedule.misfire_grace)}): catch-up policy "
+           f"{schedule.catchup.value!r}, catchup_window {format_duration(schedule.catchup_window)}")
+    examined = 0
+    for tick in plan.ticks:
+        decision = decisions.setdefault(tick.tick, Decision())
+        examined += tick.skipped
+        decision.skipped += tick.skipped
+        if tick.skipped:
+            decision.reason = why
+        if now > tick.tick + schedule.misfire_grace:  # only then can a firing of this tick be late
+            decision.late += sum(1 for firing in tick.firings if firing.late)
+        if stopped:
+            decision.paused += len(stopped)
+            decision.paused_tenants += stopped
+    if plan.skipped > examined and tenants:
+        first, last = plan.skipped_ticks
+        bulk = decisions.setdefault(None, Decision("skipped", reason=why))
+        bulk.skipped += plan.skipped - examined
+        bulk.span = (first, last, (plan.skipped - examined) // tenants)
+
+
 def _log(track: _Planned, now: datetime, accepted: Acceptance) -> None:
     key, schedule = track.state.key, track.state.track.schedule
+    if track.paused:
+        logger.bind(schedule=schedule.name, count=track.paused).info(
+            "schedule {}: paused, {} tick(s) recorded as paused", key, track.paused)
     if track.watermark is None:
         logger.info("schedule {}: first seen, starting after {}", key, format_instant(now))
     elif track.skipped:

@@ -16,7 +16,8 @@ from datetime import datetime, timedelta
 
 from scheduler.clock.planner import TickPlan
 from scheduler.errors import RedisUnavailable
-from scheduler.store.state import ROUND_TRIP_FIRINGS, Acceptance, Call, Store
+from scheduler.store.ledger import Decision
+from scheduler.store.state import ROUND_TRIP_FIRINGS, Acceptance, Call, Store, token_parts
 from scheduler.table import Schedule
 
 
@@ -29,11 +30,13 @@ class Outcome:
 
 @dataclass
 class _Finish:
+    schedule: str
     track: str
     ticks: list[datetime]
     watermark: datetime
     ttl: timedelta
     remember: timedelta
+    decisions: dict[datetime | None, Decision]
 
 
 class Delivery:
@@ -47,6 +50,7 @@ class Delivery:
         self._firings = 0
         self._refused: set[tuple[str, datetime | None]] = set()
         self._finishes: list[_Finish] = []
+        self._by_tick: dict[tuple[str, datetime | None], Acceptance] = {}
         self.outcome = Outcome()
 
     def accept(self, schedule: Schedule, track: str, ticks: Sequence[TickPlan], dedup_ttl: timedelta) -> None:
@@ -57,29 +61,39 @@ class Delivery:
             if self._firings >= ROUND_TRIP_FIRINGS:
                 self._send()
 
-    def finish(self, track: str, ticks: Sequence[datetime], watermark: datetime, ttl: timedelta,
-               remember: timedelta) -> None:
+    def finish(self, schedule: str, track: str, ticks: Sequence[datetime], watermark: datetime, ttl: timedelta,
+               remember: timedelta, decisions: dict[datetime | None, Decision] | None = None) -> None:
         """Once every accept of ``track`` is queued: finish its ``ticks`` in order and move its
-        watermark to ``watermark`` (which may lie past the last tick, or stand alone with no ticks)."""
-        self._finishes.append(_Finish(track, list(ticks), watermark, ttl, remember))
+        watermark to ``watermark`` (which may lie past the last tick, or stand alone with no ticks).
+        Each tick gets its ledger line from its decision and the replies; ``decisions[None]``, when
+        given, is the line of the watermark's move (a range skipped or paused, a first start)."""
+        self._finishes.append(_Finish(schedule, track, list(ticks), watermark, ttl, remember, decisions or {}))
 
     def close(self) -> Outcome:
         """Send what is queued, then finish every tick of which no chunk was refused."""
         self._send()
         self._ready()
         calls: list[Call] = []
+        epoch = token_parts(self.token)[1]
         for finish in self._finishes:
             refused = False
             for tick in finish.ticks:
                 if (finish.track, tick) in self._refused:
                     refused = True
                     break
-                calls.append(self.store.finish_call(self.token, finish.track, tick, tick, finish.ttl, finish.remember))
+                accepted = self._by_tick.get((finish.track, tick), Acceptance())
+                line = finish.decisions.get(tick, Decision()).line(
+                    finish.track, finish.schedule, tick, epoch, accepted.delivered + accepted.pending,
+                    accepted.duplicates)
+                calls.append(self.store.finish_call(self.token, finish.schedule, finish.track, tick, tick, finish.ttl,
+                                                    finish.remember, line))
             if refused:
                 continue
-            if not finish.ticks or finish.watermark > finish.ticks[-1]:
-                calls.append(self.store.finish_call(self.token, finish.track, None, finish.watermark, finish.ttl,
-                                                    finish.remember))
+            if not finish.ticks or finish.watermark > finish.ticks[-1] or None in finish.decisions:
+                moved = finish.decisions.get(None)
+                line = moved.line(finish.track, finish.schedule, None, epoch) if moved else ()
+                calls.append(self.store.finish_call(self.token, finish.schedule, finish.track, None, finish.watermark,
+                                                    finish.ttl, finish.remember, line))
             self.outcome.finished.add(finish.track)
         for call, reply in zip(calls, self.store.send(calls, "finishing ticks")):
             if isinstance(reply, RedisUnavailable):
@@ -103,4 +117,5 @@ class Delivery:
                 self.outcome.error = self.outcome.error or reply
             else:
                 self.outcome.accepted.setdefault(call.track, Acceptance()).add(reply)
+                self._by_tick.setdefault((call.track, call.tick), Acceptance()).add(reply)
         self.progress()

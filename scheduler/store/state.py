@@ -8,6 +8,7 @@ and turns a script's return code into a result or a typed error (NotLeader, Redi
 from __future__ import annotations
 
 import hashlib
+import json
 from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass
@@ -21,6 +22,7 @@ from scheduler.clock.cadence import EPOCH
 from scheduler.clock.firing import format_instant, format_tick
 from scheduler.clock.planner import TickPlan
 from scheduler.errors import NotLeader, RedisUnavailable
+from scheduler.store.limits import LedgerLimits
 from scheduler.table import Schedule
 from scheduler.targets import Routes, deliver_lua
 
@@ -58,6 +60,10 @@ class Keys:
         self.table = f"{prefix}:table"
         self.queues = f"{prefix}:queues"
         self.outboxes = f"{prefix}:outboxes"  # the queues whose outbox has ever been written
+        self.paused = f"{prefix}:paused"  # schedule, or schedule/tenant -> JSON {"since": ...}
+        self.requests = f"{prefix}:requests"  # operators' trigger and backfill requests, a stream
+        self.replicas = f"{prefix}:replicas"  # replica id -> last heartbeat in ms (Redis's clock)
+        self.replica_info = f"{prefix}:replicas:info"  # replica id -> JSON of what it reported
 
     def watermark(self, track: str) -> str:
         return f"{self.prefix}:watermark:{track}"
@@ -81,6 +87,18 @@ class Keys:
     def outbox(self, queue: str) -> str:
         """The outbox of a queue whose target lives outside this Redis (docs/queues.md)."""
         return f"{self.prefix}:outbox:{queue}"
+
+    def history(self, schedule: str) -> str:
+        """A schedule's decision ledger: a stream, one entry per tick decided (docs/operations.md)."""
+        return f"{self.prefix}:history:{schedule}"
+
+    def result(self, request_id: str) -> str:
+        """An operator's request's result, for the command that waits on it."""
+        return f"{self.prefix}:request:{request_id}"
+
+    def request_seen(self, request_id: str) -> str:
+        """The tenants a trigger request already delivered (so a retried request sends none twice)."""
+        return f"{self.prefix}:request:{request_id}:seen"
 
     def relayed(self, firing_id: str) -> str:
         """In a target's own Redis: the marker that the relay already delivered ``firing_id``."""
@@ -130,17 +148,22 @@ Reply = Any  # a script's reply, or the RedisUnavailable that stands for its err
 
 
 class Store:
-    def __init__(self, client: redis.Redis, keys: Keys, routes: Routes | None = None) -> None:
+    def __init__(self, client: redis.Redis, keys: Keys, routes: Routes | None = None,
+                 ledger: LedgerLimits = LedgerLimits()) -> None:
         self.client = client
         self.keys = keys
         self.routes = routes or Routes(keys)  # the worker swaps in a new one when the table changes
+        self.ledger = ledger
         self._acquire = client.register_script(_script("lease_acquire.lua"))
         self._renew = client.register_script(_script("lease_renew.lua"))
         self._release = client.register_script(_script("lease_release.lua"))
         self._table = client.register_script(_script("table.lua"))
         self._enqueue = Script(deliver_lua() + "\n" + _script("enqueue.lua"))
-        self._finish = Script(_script("finish.lua"))
+        self._finish = Script(_script("ledger.lua") + "\n" + _script("finish.lua"))
         self._dispatch = Script(deliver_lua() + "\n" + _script("dispatch.lua"))
+        self._trigger = Script(deliver_lua() + "\n" + _script("trigger.lua"))
+        self._complete = Script(_script("ledger.lua") + "\n" + _script("complete.lua"))
+        self._heartbeat = client.register_script(_script("heartbeat.lua"))
 
     # -- the lease ------------------------------------------------------------------------------
 
@@ -190,11 +213,22 @@ class Store:
             values = self.client.mget([self.keys.watermark(track) for track in tracks])
         return [_instant(int(value)) if value else None for value in values]
 
+    def pass_state(self, tracks: Sequence[str]) -> tuple[list[datetime | None], dict[str, str]]:
+        """What a pass starts from, in one round trip: each track's watermark, and what is paused
+        (``schedule`` or ``schedule/tenant`` -> since when)."""
+        pipe = self.client.pipeline(transaction=False)
+        pipe.mget([self.keys.watermark(track) for track in tracks] or [self.keys.watermark("")])
+        pipe.hgetall(self.keys.paused)
+        with redis_errors("reading watermarks"):
+            values, paused = pipe.execute()
+        return ([_instant(int(value)) if value else None for value in values][: len(tracks)],
+                {field.decode(): json.loads(value).get("since", "") for field, value in paused.items()})
+
     def enqueue_calls(
         self, token: str, schedule: Schedule, track: str, ticks: Sequence[TickPlan], dedup_ttl: timedelta
     ) -> Iterator[Call]:
         """The calls that accept ``ticks``' firings, CHUNK at a time; none of them finishes a tick."""
-        epoch = str(_token_parts(token)[1])
+        epoch = str(token_parts(token)[1])
         queue = schedule.queue
         target = self.routes.target(queue)
         ttl = _whole_ms(dedup_ttl)
@@ -218,28 +252,79 @@ class Store:
                 yield Call(self._enqueue, keys, args, track, plan.tick, len(chunk))
 
     def finish_call(
-        self, token: str, track: str, tick: datetime | None, watermark: datetime, ttl: timedelta,
-        remember: timedelta,
+        self, token: str, schedule: str, track: str, tick: datetime | None, watermark: datetime, ttl: timedelta,
+        remember: timedelta, line: Sequence[str] = (),
     ) -> Call:
-        """The call that records ``tick`` done (None: none) and moves the watermark up to ``watermark``."""
+        """The call that records ``tick`` done (None: none), moves the watermark up to ``watermark``
+        and writes ``line`` (fields and values) to the schedule's ledger."""
         tick_ms = _ms(tick) if tick is not None else "-"
-        keys = [self.keys.lease, self.keys.seen(track, tick_ms), self.keys.done(track), self.keys.watermark(track)]
+        keys = [self.keys.lease, self.keys.seen(track, tick_ms), self.keys.done(track), self.keys.watermark(track),
+                self.keys.history(schedule)]
         args: list[str | int] = [token, "" if tick is None else tick_ms, _ms(watermark), _whole_ms(ttl),
-                                 _whole_ms(remember)]
+                                 _whole_ms(remember), *self._ledger_limits(), *line]
         return Call(self._finish, keys, args, track, tick)
+
+    def _ledger_limits(self) -> tuple[int, int]:
+        return _whole_ms(self.ledger.keep), self.ledger.lines
+
+    # -- operators' requests (trigger, backfill) ------------------------------------------------
+
+    def requests(self, count: int) -> list[tuple[str, dict[str, str]]]:
+        """The oldest ``count`` requests waiting for the leader: [(request id, fields)]."""
+        with redis_errors("reading requests"):
+            entries = self.client.xrange(self.keys.requests, count=count)
+        return [(entry.decode(), {k.decode(): v.decode() for k, v in fields.items()}) for entry, fields in entries]
+
+    def trigger_call(self, token: str, request_id: str, schedule: Schedule, instant: str,
+                     tenants: Sequence[str], ttl: timedelta) -> Call:
+        """The call that delivers a manual firing of ``schedule`` to ``tenants`` (at most CHUNK)."""
+        target = self.routes.target(schedule.queue)
+        keys = [self.keys.lease, self.keys.request_seen(request_id), *target.keys]
+        args: list[str | int] = [token, token_parts(token)[1], _whole_ms(ttl), schedule.queue, schedule.name,
+                                 instant, request_id, schedule.job, schedule.args_json, target.kind, target.options,
+                                 *tenants]
+        return Call(self._trigger, keys, args, schedule.name, firings=len(tenants))
+
+    def complete(self, token: str, request_id: str, result: dict[str, str], schedule: str | None,
+                 line: Sequence[str], keep_result: timedelta) -> None:
+        """Answer a request and remove it, with its ledger line, in one fenced step."""
+        pairs = [item for pair in result.items() for item in pair]
+        ledger = self.keys.history(schedule) if schedule else self.keys.requests
+        keys = [self.keys.lease, self.keys.requests, self.keys.result(request_id), ledger,
+                self.keys.request_seen(request_id)]
+        args: list[str | int] = [token, request_id, _whole_ms(keep_result), *self._ledger_limits(), len(pairs),
+                                 *pairs, *(line if schedule else ())]
+        (reply,) = self.send([Call(self._complete, keys, args)], "answering a request")
+        if isinstance(reply, RedisUnavailable):
+            raise reply
+
+    # -- replicas -------------------------------------------------------------------------------
+
+    def heartbeat(self, replica_id: str, info: dict[str, Any], forget_after: timedelta) -> None:
+        """Record that ``replica_id`` is alive (on Redis's clock), with what it reports of itself."""
+        with redis_errors("recording a heartbeat"):
+            self._heartbeat([self.keys.replicas, self.keys.replica_info],
+                            [replica_id, json.dumps(info), _whole_ms(forget_after)])
+
+    def forget_replica(self, replica_id: str) -> None:
+        pipe = self.client.pipeline(transaction=False)
+        pipe.zrem(self.keys.replicas, replica_id)
+        pipe.hdel(self.keys.replica_info, replica_id)
+        with redis_errors("removing a heartbeat"):
+            pipe.execute()
 
     def dispatch_call(self, token: str, queue: str, limit: int = CHUNK) -> Call:
         """The call that delivers up to ``limit`` due pending firings of ``queue``; its reply is
         (moved, the next enqueue_at in ms or -1)."""
         target = self.routes.target(queue)
         keys = [self.keys.lease, self.keys.pending(queue), self.keys.payload(queue), *target.keys]
-        return Call(self._dispatch, keys, [token, _token_parts(token)[1], limit, target.kind, target.options], queue)
+        return Call(self._dispatch, keys, [token, token_parts(token)[1], limit, target.kind, target.options], queue)
 
     def load_scripts(self) -> None:
         """Load the pipelined scripts ahead, so a leader's first pass pays no NOSCRIPT round trip."""
         with redis_errors("loading scripts"):
             pipe = self.client.pipeline(transaction=False)
-            for script in (self._enqueue, self._finish, self._dispatch):
+            for script in (self._enqueue, self._finish, self._dispatch, self._trigger, self._complete):
                 pipe.script_load(script.text)
             pipe.execute()
 
@@ -260,7 +345,7 @@ class Store:
             replies += self._round_trip(calls[start:end], doing)
             start = end
         if any(reply == -1 for reply in replies):
-            raise NotLeader(*_token_parts(str(calls[0].args[0])))
+            raise NotLeader(*token_parts(str(calls[0].args[0])))
         return replies
 
     def _round_trip(self, calls: Sequence[Call], doing: str) -> list[Reply]:
@@ -337,7 +422,7 @@ class Store:
 
     def publish_table(self, token: str, fingerprint: str, path: str, now: datetime) -> None:
         """Record which table the leader runs, for anyone to see; fenced like every write."""
-        replica, epoch = _token_parts(token)
+        replica, epoch = token_parts(token)
         with redis_errors("recording the table"):
             reply = self._table([self.keys.lease, self.keys.table],
                                 [token, fingerprint, path, replica, epoch, format_instant(now)])
@@ -349,7 +434,7 @@ def _whole_ms(value: timedelta) -> int:
     return max(1, int(value.total_seconds() * 1000))
 
 
-def _token_parts(token: str) -> tuple[str, int]:
+def token_parts(token: str) -> tuple[str, int]:
     epoch, _, replica = token.partition(":")
     return replica, int(epoch)
 

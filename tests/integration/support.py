@@ -38,7 +38,7 @@ def accept(
     delivery = Delivery(store, token)
     delivery.accept(schedule, track, ticks, ttl)
     if finish is not None:
-        delivery.finish(track, [plan.tick for plan in ticks], finish, ttl, schedule.catchup_window + DEDUP_MARGIN)
+        delivery.finish(schedule.name, track, [plan.tick for plan in ticks], finish, ttl, schedule.catchup_window + DEDUP_MARGIN)
     outcome = delivery.close()
     if outcome.error is not None:
         raise outcome.error

@@ -304,7 +304,8 @@ def test_a_tick_over_more_than_a_chunk_is_split_across_calls_and_each_firing_lan
     result = accept(store, token, report.track.schedule, report.key, plan, tick, WATERMARK_TTL)
 
     enqueue, finish = store._enqueue, store._finish
-    assert sent == [(enqueue, 12 + 3 * CHUNK), (enqueue, 12 + 3 * CHUNK), (enqueue, 12 + 3 * 500), (finish, 5)], (
+    # finish: 7 arguments, then the ledger line's tick, outcome, fired and epoch as field-value pairs
+    assert sent == [(enqueue, 12 + 3 * CHUNK), (enqueue, 12 + 3 * CHUNK), (enqueue, 12 + 3 * 500), (finish, 15)], (
         "three script calls of at most CHUNK firings, then the one that finishes the tick")
     assert result == Acceptance(delivered=len(tenants), pending=0, duplicates=0)
     ids = [message["firing_id"] for message in read_stream(store.client, QUEUE)]
@@ -525,7 +526,7 @@ def test_every_key_of_a_store_lives_under_its_prefix_and_one_hash_tag(redis_serv
     expected = {
         store.keys.lease, store.keys.epoch, store.keys.table, store.keys.queues, store.keys.watermark(report.key),
         store.keys.done(report.key), store.keys.seen(report.key, ms(tick)), store.keys.pending(QUEUE),
-        store.keys.payload(QUEUE), stream_name(QUEUE),
+        store.keys.payload(QUEUE), stream_name(QUEUE), store.keys.history(schedule.name),
     }
     assert set(ours) == expected
     assert all(key.startswith(PREFIX + ":") for key in ours)

@@ -60,9 +60,8 @@ def test_a_leader_whose_work_loop_is_stuck_says_so_and_gives_the_lease_up(store,
     def stuck_pass(token):
         stuck.set()
         release.wait(30)
-        return 0.0
 
-    monkeypatch.setattr(replica.worker, "_work", stuck_pass)
+    monkeypatch.setattr(replica.worker, "_pass", stuck_pass)
     replica.worker.wake.set()
     wait_for(stuck.is_set, message="the work loop to get stuck")
 

@@ -129,7 +129,7 @@ def test_a_tick_over_a_100k_member_set_is_enqueued_once_as_the_run_loop_does_it(
         plan = Fanout(state.track, tenant_ids).catch_up(watermark, now)
         delivery.accept(schedule, state.key, plan.ticks, WATERMARK_TTL)
     assert store.watermark(state.key) is None, "nothing finishes before every batch was accepted"
-    delivery.finish(state.key, [tick], plan.watermark, WATERMARK_TTL, timedelta(days=2))
+    delivery.finish(schedule.name, state.key, [tick], plan.watermark, WATERMARK_TTL, timedelta(days=2))
     outcome = delivery.close()
 
     assert outcome.error is None and outcome.finished == {state.key}

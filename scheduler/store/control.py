@@ -1,0 +1,151 @@
+"""What operators' commands read and write in the shared Redis, beside the running replicas.
+
+Nothing here is fenced, and nothing here fires: a pause is a mark the leader reads at each pass, a
+trigger or backfill is a request the leader carries out through its fenced scripts
+(scheduler/replica/requests.py), and the rest only reads.
+"""
+
+from __future__ import annotations
+
+import json
+import time
+from dataclasses import dataclass
+from datetime import datetime, timedelta
+from typing import Any
+
+from scheduler.clock.cadence import EPOCH
+from scheduler.clock.firing import format_instant
+from scheduler.store.ledger import Line
+from scheduler.store.state import Store, redis_errors, token_parts
+
+PENDING_COUNTED = 10_000  # pending firings of a queue counted by schedule, at most
+
+
+def paused_field(schedule: str, tenant: str | None) -> str:
+    """The field of ``{scheduler}:paused`` for a schedule, or one of its tenants."""
+    return schedule if tenant is None else f"{schedule}/{tenant}"
+
+
+@dataclass(frozen=True)
+class LeaseView:
+    replica: str | None
+    epoch: int
+    expires_in: float | None  # seconds, by Redis's clock
+
+
+class Control:
+    def __init__(self, store: Store) -> None:
+        self.store = store
+        self.client = store.client
+        self.keys = store.keys
+
+    # -- pause ----------------------------------------------------------------------------------
+
+    def pause(self, schedule: str, tenant: str | None) -> tuple[bool, str]:
+        """Mark ``schedule`` (or one tenant of it) paused; (newly paused, since when)."""
+        field = paused_field(schedule, tenant)
+        since = format_instant(self.store.time())
+        with redis_errors("pausing"):
+            added = self.client.hsetnx(self.keys.paused, field, json.dumps({"since": since}))
+            if not added:
+                since = json.loads(self.client.hget(self.keys.paused, field) or "{}").get("since", since)
+        return bool(added), since
+
+    def resume(self, schedule: str, tenant: str | None) -> bool:
+        """Lift the mark; False when there was none."""
+        with redis_errors("resuming"):
+            return bool(self.client.hdel(self.keys.paused, paused_field(schedule, tenant)))
+
+    def paused(self) -> dict[str, str]:
+        """``schedule`` or ``schedule/tenant`` -> since when."""
+        with redis_errors("reading pauses"):
+            marks = self.client.hgetall(self.keys.paused)
+        return {field.decode(): json.loads(value).get("since", "") for field, value in marks.items()}
+
+    # -- requests -------------------------------------------------------------------------------
+
+    def request(self, kind: str, **fields: str) -> str:
+        """Ask the leader for a trigger or a backfill; returns the request id."""
+        with redis_errors("sending the request"):
+            entry = self.client.xadd(self.keys.requests, {"kind": kind, **fields})
+        return entry.decode()
+
+    def result(self, request_id: str, timeout: float) -> dict[str, str] | None:
+        """The request's result once a leader answered it, or None when none did within ``timeout``."""
+        deadline = time.monotonic() + timeout
+        while True:
+            with redis_errors("waiting for the result"):
+                found = self.client.hgetall(self.keys.result(request_id))
+            if found:
+                return {key.decode(): value.decode() for key, value in found.items()}
+            if time.monotonic() >= deadline:
+                return None
+            time.sleep(0.1)
+
+    # -- history --------------------------------------------------------------------------------
+
+    def history(self, schedule: str, count: int, since: datetime | None = None) -> list[Line]:
+        """The schedule's last ``count`` ledger lines (after ``since``), oldest first."""
+        low = f"{int((since - EPOCH).total_seconds() * 1000)}" if since else "-"
+        with redis_errors("reading the ledger"):
+            entries = self.client.xrevrange(self.keys.history(schedule), "+", low, count=count)
+        return [Line(EPOCH + timedelta(milliseconds=int(entry.split(b"-")[0])),
+                     {key.decode(): value.decode() for key, value in fields.items()})
+                for entry, fields in reversed(entries)]
+
+    # -- status ---------------------------------------------------------------------------------
+
+    def lease(self) -> LeaseView:
+        pipe = self.client.pipeline(transaction=False)
+        pipe.get(self.keys.lease)
+        pipe.pttl(self.keys.lease)
+        pipe.get(self.keys.epoch)
+        with redis_errors("reading the lease"):
+            token, ttl, epoch = pipe.execute()
+        if not token:
+            return LeaseView(None, int(epoch or 0), None)
+        replica, held = token_parts(token.decode())
+        return LeaseView(replica, held, ttl / 1000 if ttl and ttl > 0 else None)
+
+    def running_table(self) -> dict[str, str]:
+        with redis_errors("reading the running table"):
+            record = self.client.hgetall(self.keys.table)
+        return {key.decode(): value.decode() for key, value in record.items()}
+
+    def replicas(self, now: datetime) -> list[dict[str, Any]]:
+        """Every replica heard from in the last hour: its report, and how long ago it was heard."""
+        pipe = self.client.pipeline(transaction=False)
+        pipe.zrange(self.keys.replicas, 0, -1, withscores=True)
+        pipe.hgetall(self.keys.replica_info)
+        with redis_errors("reading replicas"):
+            seen, info = pipe.execute()
+        now_ms = (now - EPOCH).total_seconds() * 1000
+        found = []
+        for replica, heard in seen:
+            report = json.loads(info.get(replica, b"{}"))
+            found.append({"replica": replica.decode(), "seen_ago": round(max(0.0, (now_ms - heard) / 1000), 3),
+                          **report})
+        return found
+
+    def queue_view(self, queues: list[str]) -> list[dict[str, Any]]:
+        """Per queue: its pending firings (waiting out their jitter), counted by schedule, and its outbox."""
+        pipe = self.client.pipeline(transaction=False)
+        for queue in queues:
+            pipe.zcard(self.keys.pending(queue))
+            pipe.zrange(self.keys.pending(queue), 0, PENDING_COUNTED - 1)
+            pipe.xlen(self.keys.outbox(queue))
+            pipe.xrange(self.keys.outbox(queue), count=1)
+        with redis_errors("reading queues"):
+            replies = pipe.execute()
+        views = []
+        for n, queue in enumerate(queues):
+            total, ids, outbox, first = replies[4 * n : 4 * n + 4]
+            by_schedule: dict[str, int] = {}
+            for firing_id in ids:
+                name = firing_id.decode().partition("/")[0]
+                by_schedule[name] = by_schedule.get(name, 0) + 1
+            oldest = (EPOCH + timedelta(milliseconds=int(first[0][0].split(b"-")[0]))) if first else None
+            views.append({"queue": queue, "pending": int(total), "pending_by_schedule": by_schedule,
+                          "pending_counted_all": int(total) <= PENDING_COUNTED, "outbox": int(outbox),
+                          "outbox_oldest": format_instant(oldest) if oldest else None})
+        return views
