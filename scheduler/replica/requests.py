@@ -69,9 +69,11 @@ def carry_out_requests(worker: Worker, token: str) -> set[str]:
             result = {"status": "refused", "error": str(refusal)}
             logger.warning("request {} ({} {}) refused: {}", request_id, kind, name, refusal)
         else:
-            logger.bind(schedule=name, count=result["fired"]).info(
-                "request {}: {} {}: {} fired, {} deduplicated", request_id, kind, name, result["fired"],
-                result["deduplicated"])
+            tenant = fields.get("tenant") or None
+            single = {"tenant": tenant, "firing_id": result["firing_id"]} if kind == "trigger" and tenant else {}
+            logger.bind(schedule=name, count=int(result["fired"]), **(single or {"tenant": tenant})).info(
+                "request {}: {} {}{}: {} fired, {} deduplicated", request_id, kind, name,
+                f" for {tenant}" if tenant else "", result["fired"], result["deduplicated"])
         result["epoch"] = str(token_parts(token)[1])
         worker.store.complete(token, request_id, result, name if line else None, line, RESULT_KEPT)
     return pending

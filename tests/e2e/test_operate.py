@@ -254,3 +254,18 @@ def test_sigterm_mid_trigger_leaves_no_duplicate(cluster):
     manual = Counter(m["firing_id"] for m in cluster.stream() if m["firing_id"].endswith(f"manual-{request}"))
     assert sorted(manual) == [f"hourly/{t}/manual-{request}" for t in ("acme", "globex", "initech")]
     assert set(manual.values()) == {1}
+
+
+def test_a_json_log_line_names_the_tenant_and_firing_id_of_a_trigger(tmp_path, make_cluster):
+    cluster = make_cluster(write_table(tmp_path, TABLE), SCHEDULER_LOG_JSON="true")
+    cluster.start("r1")
+    leader = cluster.leader()
+    result = as_json(cluster, "trigger", "hourly", "--tenant", "globex")
+
+    def trigger_line():
+        lines = [json.loads(line) for line in leader.output().splitlines() if line.startswith("{")]
+        return next((line for line in lines if line.get("firing_id")), None)
+
+    line = wait_for(trigger_line, message="the trigger's log line")
+    assert line["tenant"] == "globex" and line["firing_id"] == f"hourly/globex/manual-{result['request']}"
+    assert line["schedule"] == "hourly" and line["count"] == 1 and line["epoch"] == cluster.holder()[0]
