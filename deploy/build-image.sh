@@ -316,5 +316,5 @@ bh umount "$ctr" >/dev/null
 
 keep_work=${SCHEDULER_PROOF_KEEP:-0}   # 1: keep the logs of a successful run too
 echo "build-image: ok in $((SECONDS - start)) s ($base_note, storage $driver, image built in ${build_seconds} s):" \
-     "replica A (buildah run) led, put $a_count firings on $stream, exited 0 ${a_stop} s after SIGTERM;" \
-     "replica B (PID 1, read-only root, user $user) led, stream at $b_count, exited 0 ${b_stop} s after SIGTERM"
+     "replica A (buildah run) led, $stream at $a_count, exited 0 ${a_stop} s after SIGTERM;" \
+     "replica B (PID 1, read-only root, user $user) led, $stream at $b_count, exited 0 ${b_stop} s after SIGTERM"
