@@ -67,8 +67,8 @@ trap cleanup EXIT
 
 # -- buildah, on a storage of its own under the cache --------------------------------------------
 
-# overlay where the kernel allows it, else vfs; each driver has its own root, and the choice is
-# remembered so every later run finds its base and layer cache again.
+# overlay where the kernel allows it, else vfs (or SCHEDULER_STORAGE_DRIVER); each driver has its
+# own root, and the choice is remembered so every later run finds its base and layer cache again.
 driver_ok() {
     local ctr
     ctr=$(buildah --root "$cache/storage-$1" --runroot "/run/scheduler-build/$1" --storage-driver "$1" \
@@ -80,7 +80,9 @@ driver_ok() {
         rm "$ctr" >/dev/null 2>&1 || true
     return $ok
 }
-if [ -s "$cache/driver" ]; then
+if [ -n "${SCHEDULER_STORAGE_DRIVER:-}" ]; then
+    driver=$SCHEDULER_STORAGE_DRIVER
+elif [ -s "$cache/driver" ]; then
     driver=$(cat "$cache/driver")
 elif driver_ok overlay; then
     driver=overlay
