@@ -47,12 +47,18 @@ flock 9   # one proof at a time per cache
 
 work=$(mktemp -d "${TMPDIR:-/tmp}/scheduler-proof.XXXXXX")
 containers=()
-redis_pid=""
+redis_pid="" runner_pid=""
 keep_work=1
+# A process and everything under it (a runner, the scheduler inside it).
+kill_tree() {
+    local child
+    for child in $(pgrep -P "$1"); do kill_tree "$child"; done
+    kill -KILL "$1" 2>/dev/null || true
+}
 cleanup() {
     local status=$?
-    for pid in ${replica_pid:-} ${runner_pid:-} $redis_pid; do
-        kill -KILL "$pid" 2>/dev/null || true
+    for pid in $runner_pid $redis_pid; do
+        kill_tree "$pid"
     done
     for ctr in "${containers[@]}"; do
         bh rm "$ctr" >/dev/null 2>&1 || true
@@ -230,9 +236,9 @@ until [ "$(rcli ping 2>/dev/null)" = PONG ]; do
 done
 run_env=("SCHEDULER_REDIS_URL=redis://127.0.0.1:$port/0" SCHEDULER_LOG_JSON=true)
 
-# Poll until the condition holds, or fail at the deadline.
+# Poll until the command given succeeds, or fail at the deadline ($1 seconds).
 wait_until() {
-    local seconds=$1 what=$2; shift 2
+    local seconds=$1; shift
     local deadline=$((SECONDS + seconds))
     until "$@"; do
         [ $SECONDS -lt $deadline ] || return 1
@@ -261,23 +267,22 @@ find_replica() {
 }
 
 # Wait for the lease and a firing, send SIGTERM to the replica, expect exit 0 within $stop_within s.
-# $1 a name, $2 its log, $3 the runner's pid (buildah run / unshare), $4 the stream's length before.
+# $1 a name, $2 its log, $3 the stream's length before; the replica runs under $runner_pid.
 prove_replica() {
-    local name=$1 log=$2 before=$4
-    runner_pid=$3
-    wait_until 30 lease logged_while_running "$log" '"message": "acquired the lease' "$runner_pid" \
+    local name=$1 log=$2 before=$3 replica_pid
+    wait_until 30 logged_while_running "$log" '"message": "acquired the lease' "$runner_pid" \
         || { tail -n 20 "$log" >&2; die "$name: no 'acquired the lease' within 30 s"; }
-    wait_until 15 firing stream_longer_than "$before" \
+    wait_until 15 stream_longer_than "$before" \
         || { tail -n 20 "$log" >&2; die "$name: nothing reached $stream within 15 s of leading"; }
     replica_pid=$(find_replica "$runner_pid") || die "$name: cannot find the scheduler process"
     local signalled=$EPOCHREALTIME
     kill -TERM "$replica_pid"
-    wait_until "$stop_within" exit gone "$runner_pid" \
+    wait_until "$stop_within" gone "$runner_pid" \
         || { tail -n 20 "$log" >&2; die "$name: still running $stop_within s after SIGTERM"; }
     local status=0
     wait "$runner_pid" || status=$?
     stop_seconds=$(python3 -c "print(f'{$EPOCHREALTIME - $signalled:.2f}')")
-    replica_pid="" runner_pid=""
+    runner_pid=""
     [ "$status" = 0 ] || { tail -n 20 "$log" >&2; die "$name: exited $status after SIGTERM, not 0"; }
     logged "$log" '"message": "released the lease' || { tail -n 20 "$log" >&2; die "$name: did not release the lease"; }
 }
@@ -289,7 +294,8 @@ containers+=("$ctr")
 env_flags=()
 for item in "${run_env[@]}" SCHEDULER_REPLICA_ID=proof-buildah-run; do env_flags+=(--env "$item"); done
 bh run --isolation chroot --network host "${env_flags[@]}" "$ctr" -- "${command[@]}" > "$work/replica-a.log" 2>&1 &
-prove_replica "replica A (buildah run)" "$work/replica-a.log" $! 0
+runner_pid=$!
+prove_replica "replica A (buildah run)" "$work/replica-a.log" 0
 a_stop=$stop_seconds
 a_count=$(rcli xlen "$stream")
 
@@ -306,12 +312,11 @@ unshare --pid --fork --mount --propagation private sh -c '
     exec chroot --userspec="$user" --groups="${user#*:}" "$root" /usr/bin/env -i -C "$workdir" "$@"
 ' sh "$root" "$user" "$workdir" "${image_env[@]}" "${run_env[@]}" SCHEDULER_REPLICA_ID=proof-pid-1 "${command[@]}" \
     > "$work/replica-b.log" 2>&1 &
-b_runner=$!
-wait_until 30 start find_replica "$b_runner" >/dev/null || { tail -n 20 "$work/replica-b.log" >&2; die "replica B did not start"; }
-b_pid=$(find_replica "$b_runner")
-nspid=$(awk '/^NSpid:/ { print $NF }' "/proc/$b_pid/status")
+runner_pid=$!
+wait_until 30 find_replica "$runner_pid" >/dev/null || { tail -n 20 "$work/replica-b.log" >&2; die "replica B did not start"; }
+nspid=$(awk '/^NSpid:/ { print $NF }' "/proc/$(find_replica "$runner_pid")/status")
 [ "$nspid" = 1 ] || die "replica B is PID $nspid in its namespace, not 1"
-prove_replica "replica B (PID 1, read-only root)" "$work/replica-b.log" "$b_runner" "$a_count"
+prove_replica "replica B (PID 1, read-only root)" "$work/replica-b.log" "$a_count"
 b_stop=$stop_seconds
 b_count=$(rcli xlen "$stream")
 bh umount "$ctr" >/dev/null
