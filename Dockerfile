@@ -1,4 +1,3 @@
-# syntax=docker/dockerfile:1
 # The scheduler's image: `scheduler run` on the sample table, as a non-root user, with the `sqs` extra.
 #
 #   docker build -t scheduler .                                  # python:3.11-slim
@@ -16,7 +15,9 @@ RUN python3 -m venv /opt/scheduler
 WORKDIR /src
 
 # Build-time only: a package index (PIP_INDEX_URL) and, as the secret `pip-cert`, a CA bundle for a
-# TLS-intercepting proxy. Neither reaches the final stage, which starts again from BASE.
+# TLS-intercepting proxy (`--secret id=pip-cert,src=...`; without it the mount is simply empty).
+# Neither reaches the final stage, which starts again from BASE. RUN --mount needs BuildKit (Docker's
+# default builder since 23.0) or buildah.
 ARG PIP_INDEX_URL
 
 # The dependencies first, from pyproject.toml alone over an empty package, so a change to the code
