@@ -156,8 +156,10 @@ class Replica:
             logger.error("not taking the lease: the work loop has made no progress for {:.1f}s", stalled)
             return False
         if time.monotonic() - self._policy_checked >= POLICY_CHECK_EVERY:
-            self._policy_checked = time.monotonic()
+            # Marked checked only once INFO answered: a replica that could not read the policy
+            # (Redis down, INFO refused) must not lead on an unchecked one.
             self._policy_refused = self._check_eviction_policy()
+            self._policy_checked = time.monotonic()
         return self._policy_refused is None
 
     def _check_eviction_policy(self) -> str | None:
