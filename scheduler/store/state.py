@@ -2,14 +2,15 @@
 
 Every write that matters is one Lua script (``scheduler/store/lua``), fenced by the lease token, so
 a replica that lost its lease cannot write even before it knows. Each method makes the Redis calls
-and turns a script's return code into a result or a typed error (NotLeader, RedisUnavailable).
+and turns a script's return code into a result or a typed error (NotLeader, RedisUnavailable, or
+RedisPermissionError when the Redis user's ACL refused a command).
 """
 
 from __future__ import annotations
 
 import hashlib
 from collections.abc import Iterator, Sequence
-from contextlib import contextmanager
+from contextlib import AbstractContextManager
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from importlib.resources import files
@@ -21,6 +22,7 @@ from scheduler.clock.cadence import EPOCH
 from scheduler.clock.firing import format_instant, format_tick
 from scheduler.clock.planner import TickPlan
 from scheduler.errors import NotLeader, RedisUnavailable
+from scheduler.store.connection import location, redis_errors, remember_script, reply_error
 from scheduler.table import Schedule
 from scheduler.targets import Routes, deliver_lua
 
@@ -111,6 +113,15 @@ class Script:
     def __init__(self, text: str) -> None:
         self.text = text
         self.sha = hashlib.sha1(text.encode()).hexdigest()
+        remember_script(self.sha, text)
+
+
+def register(client: redis.Redis, text: str) -> Any:
+    """redis-py's Script for ``text`` (EVALSHA, SCRIPT LOAD on NOSCRIPT), known by its SHA1 so a
+    command the ACL refuses inside it can be named."""
+    script = client.register_script(text)
+    remember_script(script.sha, text)
+    return script
 
 
 @dataclass(frozen=True)
@@ -134,32 +145,36 @@ class Store:
         self.client = client
         self.keys = keys
         self.routes = routes or Routes(keys)  # the worker swaps in a new one when the table changes
-        self._acquire = client.register_script(_script("lease_acquire.lua"))
-        self._renew = client.register_script(_script("lease_renew.lua"))
-        self._release = client.register_script(_script("lease_release.lua"))
-        self._table = client.register_script(_script("table.lua"))
+        self.where = location(client)  # for errors: the URL without its password
+        self._acquire = register(client, _script("lease_acquire.lua"))
+        self._renew = register(client, _script("lease_renew.lua"))
+        self._release = register(client, _script("lease_release.lua"))
+        self._table = register(client, _script("table.lua"))
         self._enqueue = Script(deliver_lua() + "\n" + _script("enqueue.lua"))
         self._finish = Script(_script("finish.lua"))
         self._dispatch = Script(deliver_lua() + "\n" + _script("dispatch.lua"))
+
+    def _errors(self, doing: str) -> AbstractContextManager[None]:
+        return redis_errors(doing, self.where)
 
     # -- the lease ------------------------------------------------------------------------------
 
     def acquire(self, replica_id: str, ttl: timedelta) -> tuple[int, str]:
         """(epoch, "") when this replica took the lease, else (0, the holder's token)."""
-        with redis_errors("taking the lease"):
+        with self._errors("taking the lease"):
             epoch, holder = self._acquire([self.keys.lease, self.keys.epoch], [replica_id, _whole_ms(ttl)])
         return int(epoch), holder.decode() if isinstance(holder, bytes) else holder
 
     def renew(self, token: str, ttl: timedelta) -> bool:
-        with redis_errors("renewing the lease"):
+        with self._errors("renewing the lease"):
             return bool(self._renew([self.keys.lease], [token, _whole_ms(ttl)]))
 
     def release(self, token: str) -> bool:
-        with redis_errors("releasing the lease"):
+        with self._errors("releasing the lease"):
             return bool(self._release([self.keys.lease], [token, self.keys.released]))
 
     def holder(self) -> str | None:
-        with redis_errors("reading the lease"):
+        with self._errors("reading the lease"):
             value = self.client.get(self.keys.lease)
         return value.decode() if value else None
 
@@ -167,13 +182,13 @@ class Store:
 
     def time(self) -> datetime:
         """Redis's own clock (TIME): the one clock every replica's decisions are taken on."""
-        with redis_errors("reading Redis's clock"):
+        with self._errors("reading Redis's clock"):
             seconds, micros = self.client.time()
         return EPOCH + timedelta(seconds=seconds, microseconds=micros)
 
     def eviction(self) -> tuple[str, int]:
         """(maxmemory-policy, maxmemory in bytes), from INFO (CONFIG is often disabled on managed Redis)."""
-        with redis_errors("reading Redis's memory settings"):
+        with self._errors("reading Redis's memory settings"):
             info = self.client.info("memory")
         return str(info.get("maxmemory_policy", "noeviction")), int(info.get("maxmemory", 0))
 
@@ -186,7 +201,7 @@ class Store:
         """Each track's watermark (the last tick handled), in one round trip."""
         if not tracks:
             return []
-        with redis_errors("reading watermarks"):
+        with self._errors("reading watermarks"):
             values = self.client.mget([self.keys.watermark(track) for track in tracks])
         return [_instant(int(value)) if value else None for value in values]
 
@@ -237,7 +252,7 @@ class Store:
 
     def load_scripts(self) -> None:
         """Load the pipelined scripts ahead, so a leader's first pass pays no NOSCRIPT round trip."""
-        with redis_errors("loading scripts"):
+        with self._errors("loading scripts"):
             pipe = self.client.pipeline(transaction=False)
             for script in (self._enqueue, self._finish, self._dispatch):
                 pipe.script_load(script.text)
@@ -264,7 +279,7 @@ class Store:
         return replies
 
     def _round_trip(self, calls: Sequence[Call], doing: str) -> list[Reply]:
-        with redis_errors(doing):
+        with self._errors(doing):
             replies = self._pipeline(calls)
             missing = [n for n, reply in enumerate(replies) if isinstance(reply, redis.exceptions.NoScriptError)]
             if missing:
@@ -272,8 +287,7 @@ class Store:
                     self.client.script_load(script.text)
                 for n, reply in zip(missing, self._pipeline([calls[n] for n in missing])):
                     replies[n] = reply
-        return [RedisUnavailable(f"{doing}: {reply}") if isinstance(reply, redis.ResponseError) else reply
-                for reply in replies]
+        return [reply_error(reply, doing) if isinstance(reply, redis.ResponseError) else reply for reply in replies]
 
     def _pipeline(self, calls: Sequence[Call]) -> list[Reply]:
         pipe = self.client.pipeline(transaction=False)
@@ -302,7 +316,7 @@ class Store:
         return self._members(self.keys.outboxes, "listing outboxes")
 
     def _members(self, key: str, doing: str) -> set[str]:
-        with redis_errors(doing):
+        with self._errors(doing):
             return {member.decode() for member in self.client.smembers(key)}
 
     def read_outboxes(self, after: dict[str, str], count: int, block: timedelta) -> dict[str, list[tuple[str, dict[str, str]]]]:
@@ -311,7 +325,7 @@ class Store:
         if not after:
             return {}
         streams = {self.keys.outbox(queue): last for queue, last in after.items()}
-        with redis_errors("reading outboxes"):
+        with self._errors("reading outboxes"):
             reply = self.client.xread(streams, count=count, block=_whole_ms(block))
         found: dict[str, list[tuple[str, dict[str, str]]]] = {}
         for stream, entries in reply or []:
@@ -322,7 +336,7 @@ class Store:
 
     def remove_from_outbox(self, queue: str, entries: Sequence[str]) -> None:
         if entries:
-            with redis_errors("removing relayed firings from the outbox"):
+            with self._errors("removing relayed firings from the outbox"):
                 self.client.xdel(self.keys.outbox(queue), *entries)
 
     def outbox_backlog(self, queue: str) -> tuple[int, datetime | None]:
@@ -330,7 +344,7 @@ class Store:
         pipe = self.client.pipeline(transaction=False)
         pipe.xlen(self.keys.outbox(queue))
         pipe.xrange(self.keys.outbox(queue), count=1)
-        with redis_errors("reading an outbox's backlog"):
+        with self._errors("reading an outbox's backlog"):
             length, first = pipe.execute()
         oldest = _instant(int(first[0][0].split(b"-")[0])) if first else None
         return int(length), oldest
@@ -338,7 +352,7 @@ class Store:
     def publish_table(self, token: str, fingerprint: str, path: str, now: datetime) -> None:
         """Record which table the leader runs, for anyone to see; fenced like every write."""
         replica, epoch = _token_parts(token)
-        with redis_errors("recording the table"):
+        with self._errors("recording the table"):
             reply = self._table([self.keys.lease, self.keys.table],
                                 [token, fingerprint, path, replica, epoch, format_instant(now)])
         if reply == -1:
@@ -352,15 +366,3 @@ def _whole_ms(value: timedelta) -> int:
 def _token_parts(token: str) -> tuple[str, int]:
     epoch, _, replica = token.partition(":")
     return replica, int(epoch)
-
-
-@contextmanager
-def redis_errors(doing: str) -> Iterator[None]:
-    """Turn redis-py's errors into RedisUnavailable, naming what was being done."""
-    try:
-        yield
-    except redis.ResponseError as error:
-        # The server's own reply (a script error, a wrong type): it names no credentials.
-        raise RedisUnavailable(f"{doing}: {error}") from None
-    except redis.RedisError as error:
-        raise RedisUnavailable(f"{doing}: {type(error).__name__}") from None
