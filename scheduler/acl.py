@@ -19,6 +19,10 @@ What it grants, and why (docs/redis.md has the long form):
 
 Nothing of @admin, and of @dangerous only INFO: no KEYS, SCAN, FLUSHALL, CONFIG, DEBUG, MONITOR,
 ACL, SHUTDOWN.
+
+``flat`` folds the selectors into the root rules, for an engine that refuses selectors: the tenant
+sets and queue keys then get every command of the root (reads only, on the tenant sets), and the
+root gets LPUSH. Looser, so only a fallback.
 """
 
 from __future__ import annotations
@@ -68,6 +72,7 @@ class Acl:
     prefix: str = "{scheduler}"
     tenant_keys: tuple[str, ...] = ()
     queue_keys: tuple[str, ...] = ()
+    flat: bool = False
 
     @property
     def own_keys(self) -> str:
@@ -76,6 +81,10 @@ class Acl:
     def rules(self) -> list[str]:
         """The rule tokens after the user's name and password, selectors last."""
         tokens = [f"~{self.own_keys}", f"&{self.own_keys}", "-@all", *(f"+{command}" for command in commands())]
+        if self.flat:
+            tokens[1:1] = [f"%R~{pattern}" for pattern in self.tenant_keys]
+            tokens[1:1] = [f"~{glob_escape(key)}" for key in self.queue_keys]
+            return tokens + [f"+{command}" for command in QUEUE_COMMANDS if self.queue_keys and command not in commands()]
         if self.tenant_keys:
             tokens.append(_selector(TENANT_COMMANDS, (f"%R~{pattern}" for pattern in self.tenant_keys)))
         if self.queue_keys:
@@ -127,5 +136,6 @@ def _quoted(token: str) -> str:
     return '"' + token.replace("\\", "\\\\").replace('"', '\\"') + '"'
 
 
-def render(prefix: str = "{scheduler}", tenant_keys: Sequence[str] = (), queue_keys: Sequence[str] = ()) -> Acl:
-    return Acl(prefix, tuple(tenant_keys), tuple(queue_keys))
+def render(prefix: str = "{scheduler}", tenant_keys: Sequence[str] = (), queue_keys: Sequence[str] = (),
+           flat: bool = False) -> Acl:
+    return Acl(prefix, tuple(tenant_keys), tuple(queue_keys), flat)

@@ -4,7 +4,8 @@ Prints the ``ACL SETUSER`` command for redis-cli (the password left as a placeho
 it is never printed) and the same rules as an ElastiCache user access string. The keys are those
 under SCHEDULER_KEY_PREFIX (or --prefix); --tenant-keys adds read-only access to the Redis sets
 that hold tenants (their names come from schedules.toml); --queue-keys adds the Sidekiq and Celery
-keys the table's queues write (read from --config). docs/redis.md explains each part.
+keys the table's queues write (read from --config); --flat folds the selectors into one rule set,
+for an engine that refuses selectors. docs/redis.md explains each part.
 """
 
 from __future__ import annotations
@@ -34,6 +35,10 @@ def register(commands: argparse._SubParsersAction) -> None:
     )
     add_config_argument(parser)
     parser.add_argument(
+        "--flat", action="store_true",
+        help="no selectors (for an engine that refuses them): looser, the extra keys get the root's commands",
+    )
+    parser.add_argument(
         "--format", choices=("both", "setuser", "access-string"), default="both",
         help="what to print: both (default), the ACL SETUSER line only, or the ElastiCache access string only",
     )
@@ -48,7 +53,7 @@ def command(args: argparse.Namespace) -> int:
         if not value or any(char.isspace() for char in value):
             raise OptionError(f"{name} {value!r}: must be non-empty, without spaces")
     queues = queue_keys(load(args), prefix) if args.queue_keys else []
-    acl = render(prefix, args.tenant_keys, queues)
+    acl = render(prefix, args.tenant_keys, queues, flat=args.flat)
     if args.format in ("both", "setuser"):
         if args.format == "both":
             print("# Redis 7 (redis-cli, as an admin user); type the password in place of <password>:")

@@ -66,8 +66,8 @@ def tls_server(tmp_path, ca):
     server.cleanup()
 
 
-def user_acl(config) -> Acl:
-    return render(PREFIX, ["tenants:*"], queue_keys(load_table(config), PREFIX))
+def user_acl(config, flat: bool = False) -> Acl:
+    return render(PREFIX, ["tenants:*"], queue_keys(load_table(config), PREFIX), flat=flat)
 
 
 def refusals(server: RedisServer) -> list[tuple[str, str, str]]:
@@ -173,11 +173,12 @@ def test_of_admin_and_dangerous_commands_the_line_grants_info_alone(redis_client
     assert set(commands()) & forbidden == {"info"}
 
 
-@pytest.fixture
-def user_store(redis_server, tmp_path):
-    """A Store connected as the scheduler's user, holding the line `scheduler acl` prints for TABLE."""
+@pytest.fixture(params=["selectors", "flat"])
+def user_store(redis_server, tmp_path, request):
+    """A Store connected as the scheduler's user, holding the line `scheduler acl` prints for TABLE
+    (with its selectors, or --flat)."""
     config = write_table(tmp_path, TABLE)
-    redis_server.add_user(USER, PASSWORD, user_acl(config).rules())
+    redis_server.add_user(USER, PASSWORD, user_acl(config, flat=request.param == "flat").rules())
     store = Store(connect(Settings(), redis_server.url_for(USER, PASSWORD)), Keys(PREFIX))
     store.routes = Routes(store.keys, load_table(config))
     yield store, load_table(config)

@@ -77,6 +77,13 @@ def test_queue_keys_share_a_selector_with_the_prefix_because_a_script_call_names
     assert rules[-1] == "(+evalsha +lpush +sadd ~{scheduler}:* ~queues ~queue:reports ~billing-tasks)"
 
 
+def test_flat_folds_the_selectors_into_the_root_rules_for_engines_without_them():
+    rules = render(tenant_keys=["tenants:*"], queue_keys=["queues", "queue:reports"], flat=True).rules()
+    assert rules[:5] == ["~{scheduler}:*", "~queues", "~queue:reports", "%R~tenants:*", "&{scheduler}:*"]
+    assert "+lpush" in rules and not any(rule.startswith("(") for rule in rules)
+    assert render(flat=True).rules() == render().rules(), "nothing to fold"
+
+
 def test_glob_characters_in_the_prefix_and_queue_names_match_only_themselves():
     assert glob_escape("a*b?c[d]e\\f") == "a\\*b\\?c\\[d\\]e\\\\f"
     rules = render("app[1]{sched}", queue_keys=["queue:x*"]).rules()
