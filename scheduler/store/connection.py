@@ -82,11 +82,14 @@ def connect(settings: Settings, url: str | None = None, check: bool = True) -> r
 def tls_options(settings: Settings, url: str) -> dict:
     """redis-py's TLS options for a ``rediss://`` URL: verification and host name checking on (the
     URL's own query may still override them, loudly), the private CA added when one is set."""
-    options: dict = {"ssl_cert_reqs": "required", "ssl_check_hostname": True}
+    query = {name: value.strip().lower() for name, value in parse_qsl(urlsplit(url).query)}
+    unverified = query.get("ssl_cert_reqs") in ("none", "cert_none")
+    options: dict = {"ssl_cert_reqs": "required"}
+    if not unverified:  # (Python refuses host name checking without verification; redis-py 5 passed both on)
+        options["ssl_check_hostname"] = True
     if settings.redis_ca_file is not None:
         options["ssl_ca_certs"] = str(settings.redis_ca_file)
-    query = {name: value.strip().lower() for name, value in parse_qsl(urlsplit(url).query)}
-    if query.get("ssl_cert_reqs") in ("none", "cert_none"):
+    if unverified:
         logger.warning("TLS certificate verification is OFF for {} (ssl_cert_reqs={} in the URL): anyone on the "
                        "network path can pose as Redis and read the password and every job", redact_url(url),
                        query["ssl_cert_reqs"])

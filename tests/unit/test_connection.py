@@ -148,6 +148,11 @@ def test_a_url_that_turns_a_check_off_is_warned_about_without_the_password(query
     assert len(said) == 1 and warning in said[0] and ":pw@" not in said[0]
 
 
+def test_with_verification_off_host_name_checking_is_not_asked_for_either():
+    options = tls_options(Settings(), "rediss://h:6380/0?ssl_cert_reqs=none")
+    assert "ssl_check_hostname" not in options, "Python refuses to check host names without verifying"
+
+
 def test_no_warning_while_both_checks_stay_on():
     said: list[str] = []
     sink = logger.add(lambda message: said.append(str(message)), level="WARNING", format="{message}")
