@@ -165,3 +165,12 @@ def test_scheduler_acl_with_queue_keys_and_a_broken_table_lists_its_problems(cap
 
 def test_the_acl_command_is_registered():
     assert "acl" in build_parser()._subparsers._group_actions[0].choices
+
+
+def test_docs_redis_md_shows_what_scheduler_acl_prints_for_the_sample_table(capsys, monkeypatch):
+    """docs/redis.md pastes the command's output: it must not drift from the code."""
+    root = Path(__file__).resolve().parents[2]
+    monkeypatch.delenv("SCHEDULER_KEY_PREFIX", raising=False)
+    assert main(["acl", "--tenant-keys", "tenants:*", "--queue-keys", "--config", str(root / "schedules.toml")]) == 0
+    printed = capsys.readouterr().out
+    assert printed in (root / "docs" / "redis.md").read_text()
