@@ -1,6 +1,6 @@
 """The scheduler's Redis ACL as `scheduler acl` renders it: the rules, the selectors for tenant sets
 and queue keys, the two printed forms, and the command's refusals. Whether Redis accepts the rules,
-and whether they are enough, is tested against a real redis-server (integration/test_acl.py and
+and whether they are enough, is tested against a real redis-server (integration/test_tls_acl.py and
 e2e/test_redis_access.py)."""
 
 from __future__ import annotations
