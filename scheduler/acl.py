@@ -42,7 +42,7 @@ COMMANDS: tuple[tuple[str, tuple[str, ...]], ...] = (
     ("scripts", ("evalsha", "script|load")),
     ("pub/sub", ("subscribe", "publish")),
     ("strings", ("get", "mget", "set", "incr", "incrby", "del", "exists", "pexpire", "pttl")),
-    ("hashes", ("hget", "hmget", "hgetall", "hlen", "hset", "hdel", "hincrby")),
+    ("hashes", ("hget", "hmget", "hgetall", "hlen", "hset", "hsetnx", "hdel", "hincrby")),
     ("sets", ("sadd", "srem", "smembers", "sismember", "smismember", "scard", "sscan")),
     ("sorted sets", ("zadd", "zrem", "zscore", "zcard", "zcount", "zrange", "zrangebyscore", "zremrangebyscore")),
     ("streams", ("xadd", "xrange", "xrevrange", "xread", "xlen", "xdel", "xtrim")),
