@@ -4,6 +4,7 @@
      ├── TableError          schedules.toml is unreadable or invalid (carries every Problem)
      ├── SettingsError       a SCHEDULER_* variable or the embedded-Redis mode is refused
      ├── RedisUnavailable    Redis could not be reached (wraps redis-py's connection errors)
+     │    └── RedisPermissionError  Redis refused a command: the user's ACL lacks a permission
      └── NotLeader           a fenced write was refused: this replica no longer holds the lease
 
 Library errors are translated where they enter (``raise RedisUnavailable(...) from None``), so the
@@ -47,6 +48,19 @@ class SettingsError(SchedulerError):
 
 class RedisUnavailable(SchedulerError):
     """Redis did not answer; the message never contains the URL's password."""
+
+
+class RedisPermissionError(RedisUnavailable):
+    """Redis refused a command for lack of permission (NOPERM, or a script's command refused by the
+    ACL): the Redis user lacks something ``scheduler acl`` grants. ``refusal`` is Redis's own words
+    (they name the command, key or channel, never a credential); it tells one missing permission
+    from another, so a replica reports each once."""
+
+    def __init__(self, doing: str, refusal: str) -> None:
+        self.doing = doing
+        self.refusal = refusal
+        super().__init__(f"Redis refused a command for lack of permission while {doing} ({refusal}): "
+                         "the scheduler's Redis user needs the ACL printed by `scheduler acl`")
 
 
 class NotLeader(SchedulerError):

@@ -6,10 +6,11 @@ import math
 import os
 import socket
 from datetime import timedelta
+from pathlib import Path
 from typing import Any
 from urllib.parse import urlsplit, urlunsplit
 
-from pydantic import Field, SecretStr, ValidationError, field_validator
+from pydantic import Field, SecretStr, ValidationError, field_validator, model_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 from scheduler.durations import parse_duration
@@ -22,7 +23,9 @@ ECS_METADATA_VARIABLES = ("ECS_CONTAINER_METADATA_URI_V4", "ECS_CONTAINER_METADA
 class Settings(BaseSettings):
     model_config = SettingsConfigDict(env_prefix="SCHEDULER_", extra="ignore")
 
-    redis_url: SecretStr | None = Field(default=None, description="redis:// or unix:// URL; unset: embedded Redis")
+    redis_url: SecretStr | None = Field(default=None, description="redis://, rediss:// or unix:// URL; unset: embedded Redis")
+    redis_ca_file: Path | None = Field(default=None, description="PEM bundle of a private CA trusted for rediss://, "
+                                       "besides the system's CAs")
     lease_ttl: timedelta = Field(default=timedelta(seconds=10), description="how long a lease outlives its holder")
     retry_interval: timedelta = Field(default=timedelta(seconds=1), description="standbys retry this often")
     key_prefix: str = Field(default="{scheduler}", description="prefix of every Redis key; keep one hash tag")
@@ -63,15 +66,49 @@ class Settings(BaseSettings):
     @field_validator("key_prefix")
     @classmethod
     def _prefix(cls, value: str) -> str:
-        if value.count("{") != 1 or value.count("}") != 1 or value.index("{") > value.index("}"):
-            raise ValueError("must hold exactly one {hash tag}, so every key lands on one Redis Cluster slot")
+        problem = prefix_problem(value)
+        if problem:
+            raise ValueError(problem)
         return value
 
     def ledger_limits(self) -> LedgerLimits:
         return LedgerLimits(self.history_keep, self.history_lines)
 
+    @field_validator("redis_ca_file", mode="before")
+    @classmethod
+    def _unset_when_empty(cls, value: Any) -> Any:
+        return None if isinstance(value, str) and not value.strip() else value
+
+    @field_validator("redis_ca_file")
+    @classmethod
+    def _ca_file(cls, value: Path | None) -> Path | None:
+        if value is None:
+            return None
+        try:
+            text = value.read_bytes()
+        except OSError as error:
+            raise ValueError(f"cannot read {str(value)!r}: {error.strerror or error}") from None
+        if b"-----BEGIN CERTIFICATE-----" not in text:
+            raise ValueError(f"{str(value)!r} holds no PEM certificate (-----BEGIN CERTIFICATE-----)")
+        return value
+
+    @model_validator(mode="after")
+    def _ca_file_needs_tls(self) -> Settings:
+        url = self.redis_url.get_secret_value() if self.redis_url else ""
+        if self.redis_ca_file is not None and urlsplit(url.strip()).scheme != "rediss":
+            raise ValueError("SCHEDULER_REDIS_CA_FILE is set, but SCHEDULER_REDIS_URL is not a rediss:// URL: "
+                             "the connection would not use TLS at all")
+        return self
+
     def resolved_replica_id(self) -> str:
         return self.replica_id or ecs_task_id() or f"{socket.gethostname()}-{os.getpid()}"
+
+
+def prefix_problem(prefix: str) -> str | None:
+    """Why ``prefix`` cannot prefix the scheduler's keys, or None."""
+    if prefix.count("{") != 1 or prefix.count("}") != 1 or prefix.index("{") > prefix.index("}"):
+        return "must hold exactly one {hash tag}, so every key lands on one Redis Cluster slot"
+    return None
 
 
 def load_settings(**overrides: Any) -> Settings:
@@ -81,8 +118,12 @@ def load_settings(**overrides: Any) -> Settings:
     except ValidationError as error:
         lines = []
         for problem in error.errors():
+            message = problem["msg"].removeprefix("Value error, ")
+            if not problem["loc"]:  # a rule about several settings: the message names them
+                lines.append(message)
+                continue
             name = "SCHEDULER_" + "_".join(str(part) for part in problem["loc"]).upper()
-            lines.append(f"{name}: {problem['msg'].removeprefix('Value error, ')}")
+            lines.append(f"{name}: {message}")
         raise SettingsError("; ".join(lines)) from None
 
 

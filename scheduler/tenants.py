@@ -7,7 +7,7 @@ from collections.abc import Iterator
 import redis
 from loguru import logger
 
-from scheduler.errors import RedisUnavailable
+from scheduler.store.connection import redis_errors
 from scheduler.table import InlineTenants, RedisSetTenants, Schedule, Tenant, TenantSource, all_safe, unsafe_name
 
 SCAN_BATCH = 10_000
@@ -21,17 +21,15 @@ def scan_redis_set(client: redis.Redis, key: str, batch: int = SCAN_BATCH) -> It
     could not be tenant ids are skipped with a warning, never enqueued.
     """
     cursor = 0
-    try:
-        while True:
+    while True:
+        with redis_errors(f"reading tenant set {key!r}"):
             cursor, members = client.sscan(key, cursor, count=batch)
-            ids = _valid_ids(key, members)
-            # COUNT is a hint: a small (intset) set comes back whole, a big one a few over COUNT.
-            for start in range(0, len(ids), batch):
-                yield ids[start : start + batch]
-            if cursor == 0:
-                return
-    except redis.RedisError as error:
-        raise RedisUnavailable(f"reading tenant set {key!r}: {type(error).__name__}") from None
+        ids = _valid_ids(key, members)
+        # COUNT is a hint: a small (intset) set comes back whole, a big one a few over COUNT.
+        for start in range(0, len(ids), batch):
+            yield ids[start : start + batch]
+        if cursor == 0:
+            return
 
 
 def _valid_ids(key: str, members: list[bytes]) -> list[str]:

@@ -29,7 +29,7 @@ from scheduler.errors import RedisUnavailable
 from scheduler.replica.tracks import TrackState
 from scheduler.store.delivery import Delivery
 from scheduler.store.ledger import Decision
-from scheduler.store.state import CHUNK, DEDUP_MARGIN, Acceptance, redis_errors, token_parts
+from scheduler.store.state import CHUNK, DEDUP_MARGIN, Acceptance, token_parts
 from scheduler.table import NO_TENANT, RedisSetTenants, Schedule
 
 if TYPE_CHECKING:
@@ -101,7 +101,7 @@ def _tenants(worker: Worker, state: TrackState, tenant: str | None) -> Iterator[
         return
     source = state.track.schedule.tenants
     assert isinstance(source, RedisSetTenants)
-    with redis_errors("reading a tenant set"):
+    with worker.store.errors("reading a tenant set"):
         member = worker.store.client.sismember(source.key, tenant)
     if member:
         yield [tenant]
@@ -112,7 +112,7 @@ def _tenant_count(worker: Worker, state: TrackState) -> int:
         return len(state.tenant_ids)
     source = state.track.schedule.tenants
     assert isinstance(source, RedisSetTenants)
-    with redis_errors("counting a tenant set"):
+    with worker.store.errors("counting a tenant set"):
         return int(worker.store.client.scard(source.key))
 
 

@@ -10,6 +10,8 @@
 * The relay (replica/relay.py): while the lease is held, sends what the outboxes hold to targets
   outside the scheduler's Redis (SQS; a Sidekiq or Celery Redis of its own).
 * Before taking the lease, a replica checks that Redis will not evict its keys (maxmemory-policy).
+* A Redis user that lacks a permission (NOPERM) is reported once per refusal, naming what Redis
+  refused; a leader whose work is refused gives the lease up and leaves it to the others a while.
 """
 
 from __future__ import annotations
@@ -28,12 +30,13 @@ from apscheduler.triggers.interval import IntervalTrigger
 from loguru import logger
 
 from scheduler import __version__
-from scheduler.errors import RedisUnavailable
+from scheduler.errors import RedisPermissionError, RedisUnavailable
 from scheduler.lease import Change, Lease
 from scheduler.logs import set_context
 from scheduler.replica.relay import Relay
 from scheduler.replica.work import Worker
 from scheduler.settings import Settings
+from scheduler.store.connection import refusal
 from scheduler.store.state import Store
 from scheduler.table import load_table
 
@@ -41,6 +44,7 @@ MAX_BACKOFF = timedelta(seconds=30)
 POLICY_CHECK_EVERY = 60.0  # seconds between checks of Redis's maxmemory-policy while standing by
 SAFE_POLICIES = ("noeviction",)
 HEARTBEAT_FORGET = timedelta(hours=1)  # a replica silent this long drops out of `scheduler status`
+PERMISSION_REST = 60.0  # seconds a leader whose work Redis refused leaves the lease to the others
 
 
 def _wall_now() -> datetime:
@@ -58,12 +62,15 @@ class Replica:
         self.stopping = threading.Event()
         self.worker = Worker(store, self.lease, config, load_table(config), settings.reload_interval,
                              settings.retry_interval, self.stopping, on_fenced=self._check_lease_now,
-                             on_crash=on_crash)
+                             on_crash=on_crash, on_refused=self._work_refused)
         self.relay = Relay(store, self.lease, settings, self.stopping, on_crash=on_crash)
         self._failures = 0
         self._policy_checked = -POLICY_CHECK_EVERY
         self._policy_refused: str | None = None
         self._resting_until = 0.0  # after giving the lease up, let a standby take it first
+        self._refusals: set[str] = set()  # what Redis refused for lack of permission, each reported once
+        self._refusals_lock = threading.Lock()
+        self._refused_work: RedisPermissionError | None = None  # set by the work loop, read by the lease job
         self._listener: redis.client.PubSubWorkerThread | None = None
         # Held while the lease job runs. APScheduler's shutdown(wait=True) holds its job-store lock
         # while it waits for running jobs, and the lease job calls into the scheduler (modify_job,
@@ -135,6 +142,9 @@ class Replica:
                 self._step_down("the lease may have expired before it could be renewed")
             elif self.worker.stalled_for() > self.settings.stall_timeout.total_seconds():
                 self._give_up(f"the work loop has made no progress for {self.worker.stalled_for():.1f}s")
+            elif (refused := self._refused_work) is not None:
+                self._give_up(f"Redis refuses the leader's work for lack of permission ({refused.refusal})",
+                              rest=max(PERMISSION_REST, self.settings.lease_ttl.total_seconds()))
             else:
                 self._renew()
             self._heartbeat()
@@ -158,6 +168,7 @@ class Replica:
             return
         change = self.lease.acquire()
         if change is Change.ACQUIRED:
+            self._refused_work = None
             logger.info("acquired the lease: leading with epoch {}", self.lease.epoch)
             self._set_lease_interval(self.settings.lease_ttl.total_seconds() / 3)
             self.worker.wake.set()
@@ -171,8 +182,10 @@ class Replica:
             logger.error("not taking the lease: the work loop has made no progress for {:.1f}s", stalled)
             return False
         if time.monotonic() - self._policy_checked >= POLICY_CHECK_EVERY:
-            self._policy_checked = time.monotonic()
+            # Marked checked only once INFO answered: a replica that could not read the policy
+            # (Redis down, INFO refused) must not lead on an unchecked one.
             self._policy_refused = self._check_eviction_policy()
+            self._policy_checked = time.monotonic()
         return self._policy_refused is None
 
     def _check_eviction_policy(self) -> str | None:
@@ -197,10 +210,12 @@ class Replica:
         elif remaining < self.settings.lease_ttl.total_seconds() / 3:
             logger.warning("renewed the lease late ({:.2f}s were left)", remaining)
 
-    def _give_up(self, why: str) -> None:
-        """Hand the lease over on purpose: released at once, so a standby takes it now."""
+    def _give_up(self, why: str, rest: float | None = None) -> None:
+        """Hand the lease over on purpose: released at once, so a standby takes it now; this replica
+        does not try to lead again for ``rest`` seconds (default one lease TTL)."""
         logger.error("giving the lease up: {}", why)
-        self._resting_until = time.monotonic() + self.settings.lease_ttl.total_seconds()
+        self._refused_work = None
+        self._resting_until = time.monotonic() + (rest if rest is not None else self.settings.lease_ttl.total_seconds())
         self.lease.release()
         self._set_lease_interval(self._retry)
 
@@ -211,7 +226,9 @@ class Replica:
 
     def _redis_trouble(self, error: RedisUnavailable) -> None:
         self._failures += 1
-        if self._failures == 1:
+        if isinstance(error, RedisPermissionError):
+            self._report_refusal(error)
+        elif self._failures == 1:
             logger.error("Redis is unreachable ({}); retrying with backoff", error)
         if self.lease.token and self.lease.expire_if_stale() is Change.LOST:
             self._step_down("it could not be renewed in time")
@@ -220,6 +237,20 @@ class Replica:
             delay = min(delay, self.lease.remaining / 2)
         delay *= random.uniform(0.5, 1.0)
         self.timers.modify_job("lease", next_run_time=_wall_now() + timedelta(seconds=delay))
+
+    def _report_refusal(self, error: RedisPermissionError) -> None:
+        """Log what Redis refused for lack of permission, once per distinct refusal (any thread)."""
+        with self._refusals_lock:
+            if error.refusal in self._refusals:
+                return
+            self._refusals.add(error.refusal)
+        logger.error("{}", error)
+
+    def _work_refused(self, error: RedisPermissionError) -> None:
+        """The work loop's writes or reads were refused: say so, and let the lease job give the lease up."""
+        self._report_refusal(error)
+        self._refused_work = error
+        self._check_lease_now()
 
     def _set_lease_interval(self, seconds: float) -> None:
         self.timers.reschedule_job("lease", trigger=IntervalTrigger(seconds=seconds))
@@ -238,6 +269,9 @@ class Replica:
                 self.timers.modify_job("lease", next_run_time=_wall_now())
 
         def trouble(error: BaseException, pubsub: object, thread: object) -> None:
+            refused = refusal(error) if isinstance(error, redis.ResponseError) else None
+            if refused is not None:  # the channel is not in the user's ACL: standbys rely on retries
+                self._report_refusal(RedisPermissionError("listening for lease releases", refused))
             self.stopping.wait(self._retry)
 
         try:

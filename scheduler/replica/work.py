@@ -35,7 +35,7 @@ from loguru import logger
 from scheduler.clock.firing import format_instant, format_tick
 from scheduler.clock.planner import Fanout, Plan, ticks_in
 from scheduler.durations import format_duration
-from scheduler.errors import NotLeader, RedisUnavailable, TableError
+from scheduler.errors import NotLeader, RedisPermissionError, RedisUnavailable, TableError
 from scheduler.lease import Lease
 from scheduler.replica.requests import carry_out_requests
 from scheduler.replica.tracks import TrackState, build_tracks
@@ -92,7 +92,8 @@ class RedisClock:
 class Worker:
     def __init__(self, store: Store, lease: Lease, config: Path, table: Table, reload_interval: timedelta,
                  retry_interval: timedelta, stopping: threading.Event, on_fenced: Callable[[], None],
-                 on_crash: Callable[[], None]) -> None:
+                 on_crash: Callable[[], None],
+                 on_refused: Callable[[RedisPermissionError], None] = lambda error: None) -> None:
         self.store = store
         self.lease = lease
         self.config = config
@@ -102,6 +103,7 @@ class Worker:
         self.stopping = stopping
         self.on_fenced = on_fenced  # a fenced write was refused: let the lease thread find out why
         self.on_crash = on_crash  # the loop died of an unexpected error: the process must stop
+        self.on_refused = on_refused  # Redis refused a command for lack of permission: say so, step down
         self.wake = threading.Event()
         self.clock = RedisClock(store)
         self.last_beat = time.monotonic()
@@ -219,6 +221,12 @@ class Worker:
             logger.warning("a fenced write was refused: the lease of epoch {} is no longer ours", self.lease.epoch)
             self.on_fenced()
             return IDLE_BEAT
+        except RedisPermissionError as error:
+            # Retrying will not help until the ACL changes: the lease thread reports it and gives the
+            # lease up, so a replica whose user has the permission can lead meanwhile.
+            self._failures += 1
+            self.on_refused(error)
+            return min(self.retry * 2 ** (self._failures - 1), MAX_BACKOFF) * random.uniform(0.5, 1.0)
         except RedisUnavailable as error:
             self._failures += 1
             if self._failures == 1:

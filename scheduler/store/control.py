@@ -16,7 +16,7 @@ from typing import Any
 from scheduler.clock.cadence import EPOCH
 from scheduler.clock.firing import format_instant
 from scheduler.store.ledger import Line
-from scheduler.store.state import Store, redis_errors, token_parts
+from scheduler.store.state import Store, token_parts
 
 PENDING_COUNTED = 10_000  # pending firings of a queue counted by schedule, at most
 
@@ -45,7 +45,7 @@ class Control:
         """Mark ``schedule`` (or one tenant of it) paused; (newly paused, since when)."""
         field = paused_field(schedule, tenant)
         since = format_instant(self.store.time())
-        with redis_errors("pausing"):
+        with self.store.errors("pausing"):
             added = self.client.hsetnx(self.keys.paused, field, json.dumps({"since": since}))
             if not added:
                 since = json.loads(self.client.hget(self.keys.paused, field) or "{}").get("since", since)
@@ -53,12 +53,12 @@ class Control:
 
     def resume(self, schedule: str, tenant: str | None) -> bool:
         """Lift the mark; False when there was none."""
-        with redis_errors("resuming"):
+        with self.store.errors("resuming"):
             return bool(self.client.hdel(self.keys.paused, paused_field(schedule, tenant)))
 
     def paused(self) -> dict[str, str]:
         """``schedule`` or ``schedule/tenant`` -> since when."""
-        with redis_errors("reading pauses"):
+        with self.store.errors("reading pauses"):
             marks = self.client.hgetall(self.keys.paused)
         return {field.decode(): json.loads(value).get("since", "") for field, value in marks.items()}
 
@@ -66,7 +66,7 @@ class Control:
 
     def request(self, kind: str, **fields: str) -> str:
         """Ask the leader for a trigger or a backfill; returns the request id."""
-        with redis_errors("sending the request"):
+        with self.store.errors("sending the request"):
             entry = self.client.xadd(self.keys.requests, {"kind": kind, **fields})
         return entry.decode()
 
@@ -74,7 +74,7 @@ class Control:
         """The request's result once a leader answered it, or None when none did within ``timeout``."""
         deadline = time.monotonic() + timeout
         while True:
-            with redis_errors("waiting for the result"):
+            with self.store.errors("waiting for the result"):
                 found = self.client.hgetall(self.keys.result(request_id))
             if found:
                 return {key.decode(): value.decode() for key, value in found.items()}
@@ -87,7 +87,7 @@ class Control:
     def history(self, schedule: str, count: int, since: datetime | None = None) -> list[Line]:
         """The schedule's last ``count`` ledger lines (after ``since``), oldest first."""
         low = f"{int((since - EPOCH).total_seconds() * 1000)}" if since else "-"
-        with redis_errors("reading the ledger"):
+        with self.store.errors("reading the ledger"):
             entries = self.client.xrevrange(self.keys.history(schedule), "+", low, count=count)
         return [Line(EPOCH + timedelta(milliseconds=int(entry.split(b"-")[0])),
                      {key.decode(): value.decode() for key, value in fields.items()})
@@ -100,7 +100,7 @@ class Control:
         pipe.get(self.keys.lease)
         pipe.pttl(self.keys.lease)
         pipe.get(self.keys.epoch)
-        with redis_errors("reading the lease"):
+        with self.store.errors("reading the lease"):
             token, ttl, epoch = pipe.execute()
         if not token:
             return LeaseView(None, int(epoch or 0), None)
@@ -108,7 +108,7 @@ class Control:
         return LeaseView(replica, held, ttl / 1000 if ttl and ttl > 0 else None)
 
     def running_table(self) -> dict[str, str]:
-        with redis_errors("reading the running table"):
+        with self.store.errors("reading the running table"):
             record = self.client.hgetall(self.keys.table)
         return {key.decode(): value.decode() for key, value in record.items()}
 
@@ -117,7 +117,7 @@ class Control:
         pipe = self.client.pipeline(transaction=False)
         pipe.zrange(self.keys.replicas, 0, -1, withscores=True)
         pipe.hgetall(self.keys.replica_info)
-        with redis_errors("reading replicas"):
+        with self.store.errors("reading replicas"):
             seen, info = pipe.execute()
         now_ms = (now - EPOCH).total_seconds() * 1000
         found = []
@@ -135,7 +135,7 @@ class Control:
             pipe.zrange(self.keys.pending(queue), 0, PENDING_COUNTED - 1)
             pipe.xlen(self.keys.outbox(queue))
             pipe.xrange(self.keys.outbox(queue), count=1)
-        with redis_errors("reading queues"):
+        with self.store.errors("reading queues"):
             replies = pipe.execute()
         views = []
         for n, queue in enumerate(queues):

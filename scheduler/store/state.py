@@ -2,7 +2,8 @@
 
 Every write that matters is one Lua script (``scheduler/store/lua``), fenced by the lease token, so
 a replica that lost its lease cannot write even before it knows. Each method makes the Redis calls
-and turns a script's return code into a result or a typed error (NotLeader, RedisUnavailable).
+and turns a script's return code into a result or a typed error (NotLeader, RedisUnavailable, or
+RedisPermissionError when the Redis user's ACL refused a command).
 """
 
 from __future__ import annotations
@@ -10,7 +11,7 @@ from __future__ import annotations
 import hashlib
 import json
 from collections.abc import Iterator, Sequence
-from contextlib import contextmanager
+from contextlib import AbstractContextManager
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from importlib.resources import files
@@ -23,6 +24,7 @@ from scheduler.clock.firing import format_instant, format_tick
 from scheduler.clock.planner import TickPlan
 from scheduler.errors import NotLeader, RedisUnavailable
 from scheduler.store.limits import LedgerLimits
+from scheduler.store.connection import location, redis_errors, remember_script, reply_error
 from scheduler.table import Schedule
 from scheduler.targets import Routes, deliver_lua
 
@@ -129,6 +131,15 @@ class Script:
     def __init__(self, text: str) -> None:
         self.text = text
         self.sha = hashlib.sha1(text.encode()).hexdigest()
+        remember_script(self.sha, text)
+
+
+def register(client: redis.Redis, text: str) -> Any:
+    """redis-py's Script for ``text`` (EVALSHA, SCRIPT LOAD on NOSCRIPT), known by its SHA1 so a
+    command the ACL refuses inside it can be named."""
+    script = client.register_script(text)
+    remember_script(script.sha, text)
+    return script
 
 
 @dataclass(frozen=True)
@@ -154,35 +165,39 @@ class Store:
         self.keys = keys
         self.routes = routes or Routes(keys)  # the worker swaps in a new one when the table changes
         self.ledger = ledger
-        self._acquire = client.register_script(_script("lease_acquire.lua"))
-        self._renew = client.register_script(_script("lease_renew.lua"))
-        self._release = client.register_script(_script("lease_release.lua"))
-        self._table = client.register_script(_script("table.lua"))
+        self._acquire = register(client, _script("lease_acquire.lua"))
+        self._renew = register(client, _script("lease_renew.lua"))
+        self._release = register(client, _script("lease_release.lua"))
+        self._table = register(client, _script("table.lua"))
+        self.where = location(client)  # for errors: the URL without its password
         self._enqueue = Script(deliver_lua() + "\n" + _script("enqueue.lua"))
         self._finish = Script(_script("ledger.lua") + "\n" + _script("finish.lua"))
         self._dispatch = Script(deliver_lua() + "\n" + _script("dispatch.lua"))
         self._trigger = Script(deliver_lua() + "\n" + _script("trigger.lua"))
         self._complete = Script(_script("ledger.lua") + "\n" + _script("complete.lua"))
-        self._heartbeat = client.register_script(_script("heartbeat.lua"))
+        self._heartbeat = register(client, _script("heartbeat.lua"))
+
+    def errors(self, doing: str) -> AbstractContextManager[None]:
+        return redis_errors(doing, self.where)
 
     # -- the lease ------------------------------------------------------------------------------
 
     def acquire(self, replica_id: str, ttl: timedelta) -> tuple[int, str]:
         """(epoch, "") when this replica took the lease, else (0, the holder's token)."""
-        with redis_errors("taking the lease"):
+        with self.errors("taking the lease"):
             epoch, holder = self._acquire([self.keys.lease, self.keys.epoch], [replica_id, _whole_ms(ttl)])
         return int(epoch), holder.decode() if isinstance(holder, bytes) else holder
 
     def renew(self, token: str, ttl: timedelta) -> bool:
-        with redis_errors("renewing the lease"):
+        with self.errors("renewing the lease"):
             return bool(self._renew([self.keys.lease], [token, _whole_ms(ttl)]))
 
     def release(self, token: str) -> bool:
-        with redis_errors("releasing the lease"):
+        with self.errors("releasing the lease"):
             return bool(self._release([self.keys.lease], [token, self.keys.released]))
 
     def holder(self) -> str | None:
-        with redis_errors("reading the lease"):
+        with self.errors("reading the lease"):
             value = self.client.get(self.keys.lease)
         return value.decode() if value else None
 
@@ -190,13 +205,13 @@ class Store:
 
     def time(self) -> datetime:
         """Redis's own clock (TIME): the one clock every replica's decisions are taken on."""
-        with redis_errors("reading Redis's clock"):
+        with self.errors("reading Redis's clock"):
             seconds, micros = self.client.time()
         return EPOCH + timedelta(seconds=seconds, microseconds=micros)
 
     def eviction(self) -> tuple[str, int]:
         """(maxmemory-policy, maxmemory in bytes), from INFO (CONFIG is often disabled on managed Redis)."""
-        with redis_errors("reading Redis's memory settings"):
+        with self.errors("reading Redis's memory settings"):
             info = self.client.info("memory")
         return str(info.get("maxmemory_policy", "noeviction")), int(info.get("maxmemory", 0))
 
@@ -209,7 +224,7 @@ class Store:
         """Each track's watermark (the last tick handled), in one round trip."""
         if not tracks:
             return []
-        with redis_errors("reading watermarks"):
+        with self.errors("reading watermarks"):
             values = self.client.mget([self.keys.watermark(track) for track in tracks])
         return [_instant(int(value)) if value else None for value in values]
 
@@ -219,7 +234,7 @@ class Store:
         pipe = self.client.pipeline(transaction=False)
         pipe.mget([self.keys.watermark(track) for track in tracks] or [self.keys.watermark("")])
         pipe.hgetall(self.keys.paused)
-        with redis_errors("reading watermarks"):
+        with self.errors("reading watermarks"):
             values, paused = pipe.execute()
         return ([_instant(int(value)) if value else None for value in values][: len(tracks)],
                 {field.decode(): json.loads(value).get("since", "") for field, value in paused.items()})
@@ -271,7 +286,7 @@ class Store:
 
     def requests(self, count: int) -> list[tuple[str, dict[str, str]]]:
         """The oldest ``count`` requests waiting for the leader: [(request id, fields)]."""
-        with redis_errors("reading requests"):
+        with self.errors("reading requests"):
             entries = self.client.xrange(self.keys.requests, count=count)
         return [(entry.decode(), {k.decode(): v.decode() for k, v in fields.items()}) for entry, fields in entries]
 
@@ -302,7 +317,7 @@ class Store:
 
     def heartbeat(self, replica_id: str, info: dict[str, Any], forget_after: timedelta) -> None:
         """Record that ``replica_id`` is alive (on Redis's clock), with what it reports of itself."""
-        with redis_errors("recording a heartbeat"):
+        with self.errors("recording a heartbeat"):
             self._heartbeat([self.keys.replicas, self.keys.replica_info],
                             [replica_id, json.dumps(info), _whole_ms(forget_after)])
 
@@ -310,7 +325,7 @@ class Store:
         pipe = self.client.pipeline(transaction=False)
         pipe.zrem(self.keys.replicas, replica_id)
         pipe.hdel(self.keys.replica_info, replica_id)
-        with redis_errors("removing a heartbeat"):
+        with self.errors("removing a heartbeat"):
             pipe.execute()
 
     def dispatch_call(self, token: str, queue: str, limit: int = CHUNK) -> Call:
@@ -322,7 +337,7 @@ class Store:
 
     def load_scripts(self) -> None:
         """Load the pipelined scripts ahead, so a leader's first pass pays no NOSCRIPT round trip."""
-        with redis_errors("loading scripts"):
+        with self.errors("loading scripts"):
             pipe = self.client.pipeline(transaction=False)
             for script in (self._enqueue, self._finish, self._dispatch, self._trigger, self._complete):
                 pipe.script_load(script.text)
@@ -349,7 +364,7 @@ class Store:
         return replies
 
     def _round_trip(self, calls: Sequence[Call], doing: str) -> list[Reply]:
-        with redis_errors(doing):
+        with self.errors(doing):
             replies = self._pipeline(calls)
             missing = [n for n, reply in enumerate(replies) if isinstance(reply, redis.exceptions.NoScriptError)]
             if missing:
@@ -357,8 +372,7 @@ class Store:
                     self.client.script_load(script.text)
                 for n, reply in zip(missing, self._pipeline([calls[n] for n in missing])):
                     replies[n] = reply
-        return [RedisUnavailable(f"{doing}: {reply}") if isinstance(reply, redis.ResponseError) else reply
-                for reply in replies]
+        return [reply_error(reply, doing) if isinstance(reply, redis.ResponseError) else reply for reply in replies]
 
     def _pipeline(self, calls: Sequence[Call]) -> list[Reply]:
         pipe = self.client.pipeline(transaction=False)
@@ -387,7 +401,7 @@ class Store:
         return self._members(self.keys.outboxes, "listing outboxes")
 
     def _members(self, key: str, doing: str) -> set[str]:
-        with redis_errors(doing):
+        with self.errors(doing):
             return {member.decode() for member in self.client.smembers(key)}
 
     def read_outboxes(self, after: dict[str, str], count: int, block: timedelta) -> dict[str, list[tuple[str, dict[str, str]]]]:
@@ -396,7 +410,7 @@ class Store:
         if not after:
             return {}
         streams = {self.keys.outbox(queue): last for queue, last in after.items()}
-        with redis_errors("reading outboxes"):
+        with self.errors("reading outboxes"):
             reply = self.client.xread(streams, count=count, block=_whole_ms(block))
         found: dict[str, list[tuple[str, dict[str, str]]]] = {}
         for stream, entries in reply or []:
@@ -407,7 +421,7 @@ class Store:
 
     def remove_from_outbox(self, queue: str, entries: Sequence[str]) -> None:
         if entries:
-            with redis_errors("removing relayed firings from the outbox"):
+            with self.errors("removing relayed firings from the outbox"):
                 self.client.xdel(self.keys.outbox(queue), *entries)
 
     def outbox_backlog(self, queue: str) -> tuple[int, datetime | None]:
@@ -415,7 +429,7 @@ class Store:
         pipe = self.client.pipeline(transaction=False)
         pipe.xlen(self.keys.outbox(queue))
         pipe.xrange(self.keys.outbox(queue), count=1)
-        with redis_errors("reading an outbox's backlog"):
+        with self.errors("reading an outbox's backlog"):
             length, first = pipe.execute()
         oldest = _instant(int(first[0][0].split(b"-")[0])) if first else None
         return int(length), oldest
@@ -423,7 +437,7 @@ class Store:
     def publish_table(self, token: str, fingerprint: str, path: str, now: datetime) -> None:
         """Record which table the leader runs, for anyone to see; fenced like every write."""
         replica, epoch = token_parts(token)
-        with redis_errors("recording the table"):
+        with self.errors("recording the table"):
             reply = self._table([self.keys.lease, self.keys.table],
                                 [token, fingerprint, path, replica, epoch, format_instant(now)])
         if reply == -1:
@@ -437,15 +451,3 @@ def _whole_ms(value: timedelta) -> int:
 def token_parts(token: str) -> tuple[str, int]:
     epoch, _, replica = token.partition(":")
     return replica, int(epoch)
-
-
-@contextmanager
-def redis_errors(doing: str) -> Iterator[None]:
-    """Turn redis-py's errors into RedisUnavailable, naming what was being done."""
-    try:
-        yield
-    except redis.ResponseError as error:
-        # The server's own reply (a script error, a wrong type): it names no credentials.
-        raise RedisUnavailable(f"{doing}: {error}") from None
-    except redis.RedisError as error:
-        raise RedisUnavailable(f"{doing}: {type(error).__name__}") from None

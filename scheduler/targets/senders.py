@@ -65,6 +65,7 @@ class SenderError(SchedulerError):
 class RedisSender(Sender):
     def __init__(self, spec: QueueSpec, queue: str, keys: Keys, settings: Settings) -> None:
         from scheduler.store.connection import connect  # not at the top: store imports this package
+        from scheduler.store.state import register
 
         url = target_redis_url(spec)
         self.where = redact_url(url)
@@ -73,16 +74,16 @@ class RedisSender(Sender):
         self.options = json.dumps(options)
         self.markers = keys
         relay = files("scheduler.targets").joinpath("lua", "relay.lua").read_text(encoding="utf-8")
-        self.script = self.client.register_script(deliver_lua() + "\n" + relay)
+        self.script = register(self.client, deliver_lua() + "\n" + relay)
 
     def send(self, firings: Sequence[Firing]) -> list[bool]:
         args: list[str | int] = [self.kind, self.options, len(self.keys), int(MARKER_TTL.total_seconds() * 1000)]
         for firing in firings:
             args += [firing[field] for field in STREAM_FIELDS]
         keys = [*self.keys, *(self.markers.relayed(firing["firing_id"]) for firing in firings)]
-        from scheduler.store.state import redis_errors
+        from scheduler.store.connection import redis_errors
 
-        with redis_errors(f"sending to the Redis at {self.where}"):
+        with redis_errors(f"sending to the Redis at {self.where}", self.where):
             self.script(keys=keys, args=args)
         return [True] * len(firings)
 

@@ -14,6 +14,8 @@ from pathlib import Path
 import redis
 
 from redis_server import wait_for
+from scheduler.acl import queue_keys, render
+from scheduler.table import load_table
 
 SCHEDULER = Path(sys.executable).parent / "scheduler"
 PREFIX = "{scheduler}"
@@ -22,6 +24,11 @@ FAST_SETTINGS = {
     "SCHEDULER_RETRY_INTERVAL": "0.2s",
     "SCHEDULER_RELOAD_INTERVAL": "0.3s",
 }
+
+
+def scheduler_user_rules(config: Path, prefix: str = PREFIX) -> list[str]:
+    """The ACL rules `scheduler acl --tenant-keys 'tenants:*' --queue-keys --config <config>` prints."""
+    return render(prefix, ("tenants:*",), queue_keys(load_table(config), prefix)).rules()
 
 
 def write_table(directory: Path, text: str) -> Path:
@@ -89,15 +96,17 @@ class Replica:
 
 
 class Cluster:
-    """Replicas of one table sharing one Redis, named r1, r2, ..."""
+    """Replicas of one table sharing one Redis, named r1, r2, ...; ``client`` reads back what they
+    did (default: a client of ``redis_url``; give an admin's when the replicas' user may not)."""
 
-    def __init__(self, directory: Path, config: Path, redis_url: str, **settings: str) -> None:
+    def __init__(self, directory: Path, config: Path, redis_url: str, client: redis.Redis | None = None,
+                 **settings: str) -> None:
         self.directory = directory
         self.config = config
         self.redis_url = redis_url
         self.settings = settings
         self.replicas: dict[str, Replica] = {}
-        self.client = redis.Redis.from_url(redis_url, socket_timeout=5)
+        self.client = client or redis.Redis.from_url(redis_url, socket_timeout=5)
 
     def start(self, name: str) -> Replica:
         replica = Replica(name, self.config, self.redis_url, self.directory / f"{name}.log", dict(self.settings))

@@ -11,7 +11,7 @@ from collections import Counter
 from datetime import UTC, datetime
 
 import pytest
-from replicas import PREFIX, SCHEDULER, Cluster, write_table
+from replicas import PREFIX, SCHEDULER, Cluster, scheduler_user_rules, write_table
 
 from redis_server import RedisServer, wait_for
 
@@ -369,19 +369,42 @@ def test_sigterm_while_redis_is_frozen_still_exits_once_redis_answers(tmp_path, 
     assert target.wait(15) == 0
 
 
-def test_json_logs_are_one_flat_object_a_line_and_never_hold_the_password(tmp_path):
+@pytest.mark.parametrize("auth", ["requirepass", "tls-acl-user"])
+def test_json_logs_are_one_flat_object_a_line_and_never_hold_the_password(tmp_path, auth):
+    """r1 logs JSON, r2 plain lines; r1 leads, is SIGKILLed, r2 takes over. Neither output holds the
+    password: of requirepass, or of an ACL user (`scheduler acl`'s rules) over TLS with a private CA."""
     password = "pw-that-must-not-leak"
-    server = RedisServer(tmp_path / "redis", options=("--requirepass", password)).start()
+    config = write_table(tmp_path, EVERY_SECOND)
+    if auth == "requirepass":
+        server = RedisServer(tmp_path / "redis", options=("--requirepass", password)).start()
+        url, admin, settings = f"redis://:{password}@127.0.0.1:{server.port}/0", None, {}
+    else:
+        from tls_certs import CertificateAuthority
+
+        ca = CertificateAuthority(tmp_path / "tls")
+        server = RedisServer(tmp_path / "redis", tls=ca.server("redis")).start()
+        server.add_user("scheduler", password, scheduler_user_rules(config))
+        url, admin = server.url_for("scheduler", password), server.client()
+        settings = {"SCHEDULER_REDIS_CA_FILE": str(ca.path)}
     try:
-        cluster = Cluster(tmp_path, write_table(tmp_path, EVERY_SECOND), f"redis://:{password}@127.0.0.1:{server.port}/0",
-                          SCHEDULER_LOG_JSON="true")
+        cluster = Cluster(tmp_path, config, url, client=admin, SCHEDULER_LOG_JSON="true", **settings)
         replica = cluster.start("r1")
         wait_for(lambda: '"tick"' in replica.output(), timeout=15, message="a tick in the log")
-        replica.stop()
+        cluster.settings.pop("SCHEDULER_LOG_JSON")
+        standby = cluster.start("r2")
+        wait_for(lambda: "standing by" in standby.output(), message="r2 standing by")
+        replica.signal(signal.SIGKILL)
+        replica.wait(5)
+        wait_for(lambda: "schedule tick: tick" in standby.output(), timeout=15, message="a tick from r2")
+        standby.stop()
         lines = [json.loads(line) for line in replica.output().splitlines()]
+        outputs = replica.output() + standby.output()
+        refused = server.acl_log() if auth == "tls-acl-user" else []
     finally:
         server.cleanup()
-    assert password not in replica.output()
+    assert password not in outputs
+    assert refused == []
+    assert "acquired the lease: leading with epoch 2" in standby.output()
     assert all({"time", "level", "message", "replica"} <= line.keys() and line["replica"] == "r1" for line in lines)
     tick = next(line for line in lines if "tick" in line)
     assert tick["schedule"] == "tick" and tick["count"] == 50 and tick["epoch"] == 1 and tick["queue"] == "default"

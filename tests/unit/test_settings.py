@@ -177,3 +177,50 @@ def test_redact_url_hides_awkward_passwords(password):
 
 def test_redact_url_keeps_an_ipv6_host_intact():
     assert redact_url(f"redis://:{PASSWORD}@[::1]:6379/0") == "redis://:***@[::1]:6379/0"
+
+
+# -- SCHEDULER_REDIS_CA_FILE ------------------------------------------------------------------------
+
+PEM = "-----BEGIN CERTIFICATE-----\nMIIBszCCAVmgAwIBAgIU\n-----END CERTIFICATE-----\n"
+TLS_URL = f"rediss://scheduler:{PASSWORD}@redis.internal:6379/0"
+
+
+def test_a_private_ca_file_is_read_with_a_rediss_url(monkeypatch, tmp_path):
+    (tmp_path / "ca.pem").write_text(PEM)
+    monkeypatch.setenv("SCHEDULER_REDIS_URL", TLS_URL)
+    monkeypatch.setenv("SCHEDULER_REDIS_CA_FILE", str(tmp_path / "ca.pem"))
+    assert load_settings().redis_ca_file == tmp_path / "ca.pem"
+
+
+def test_an_empty_ca_file_variable_means_none(monkeypatch):
+    monkeypatch.setenv("SCHEDULER_REDIS_CA_FILE", " ")
+    assert load_settings().redis_ca_file is None
+
+
+@pytest.mark.parametrize(("content", "reason"), [
+    (None, "cannot read '{path}': No such file or directory"),
+    ("not a certificate\n", "'{path}' holds no PEM certificate (-----BEGIN CERTIFICATE-----)"),
+])
+def test_a_ca_file_that_holds_no_certificate_is_refused_naming_the_variable(monkeypatch, tmp_path, content, reason):
+    path = tmp_path / "ca.pem"
+    if content is not None:
+        path.write_text(content)
+    monkeypatch.setenv("SCHEDULER_REDIS_URL", TLS_URL)
+    monkeypatch.setenv("SCHEDULER_REDIS_CA_FILE", str(path))
+    with pytest.raises(SettingsError) as failure:
+        load_settings()
+    assert str(failure.value) == "SCHEDULER_REDIS_CA_FILE: " + reason.format(path=path)
+    assert PASSWORD not in str(failure.value)
+
+
+@pytest.mark.parametrize("url", [None, URL, "unix:///run/redis.sock"])
+def test_a_ca_file_without_a_rediss_url_is_refused_as_tls_would_not_be_used(monkeypatch, tmp_path, url):
+    (tmp_path / "ca.pem").write_text(PEM)
+    if url:
+        monkeypatch.setenv("SCHEDULER_REDIS_URL", url)
+    monkeypatch.setenv("SCHEDULER_REDIS_CA_FILE", str(tmp_path / "ca.pem"))
+    with pytest.raises(SettingsError) as failure:
+        load_settings()
+    assert str(failure.value) == ("SCHEDULER_REDIS_CA_FILE is set, but SCHEDULER_REDIS_URL is not a rediss:// URL: "
+                                  "the connection would not use TLS at all")
+    assert PASSWORD not in str(failure.value)
