@@ -16,6 +16,8 @@ from botocore.validate import ParamValidator
 from cfnlint.api import ManualArgs, lint, lint_file
 from cfnlint.decode import decode
 
+from scheduler.acl import Acl
+
 DEPLOY = Path(__file__).resolve().parents[2] / "deploy"
 TEMPLATE = DEPLOY / "cloudformation.yaml"
 TASK_DEFINITION = DEPLOY / "ecs" / "task-definition.json"
@@ -261,7 +263,7 @@ def test_redis_has_tls_encryption_at_rest_rbac_and_noeviction(template):
 
 def test_the_redis_users_access_string_lives_in_one_mapping(template):
     access = template["Mappings"]["RedisAccess"]["Scheduler"]["AccessString"]
-    assert access.startswith("on ") and "~{scheduler}:*" in access
+    assert access == Acl().access_string(), "the template grants exactly what `scheduler acl` prints"
     users = resources_of(template, "AWS::ElastiCache::User")
     scheduler = users["RedisSchedulerUser"]["Properties"]
     assert scheduler["AccessString"] == {"Fn::FindInMap": ["RedisAccess", "Scheduler", "AccessString"]}
