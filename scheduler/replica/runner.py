@@ -10,6 +10,8 @@
 * The relay (replica/relay.py): while the lease is held, sends what the outboxes hold to targets
   outside the scheduler's Redis (SQS; a Sidekiq or Celery Redis of its own).
 * Before taking the lease, a replica checks that Redis will not evict its keys (maxmemory-policy).
+* The leader's queue gauges (pending firings, outbox backlog; scheduler/metrics.py) are read on a
+  timer of their own, on an executor of its own, so they can never delay a renewal.
 """
 
 from __future__ import annotations
@@ -30,6 +32,7 @@ from loguru import logger
 from scheduler.errors import RedisUnavailable
 from scheduler.lease import Change, Lease
 from scheduler.logs import set_context
+from scheduler.metrics import Metrics
 from scheduler.replica.relay import Relay
 from scheduler.replica.work import Worker
 from scheduler.settings import Settings
@@ -39,6 +42,7 @@ from scheduler.table import load_table
 MAX_BACKOFF = timedelta(seconds=30)
 POLICY_CHECK_EVERY = 60.0  # seconds between checks of Redis's maxmemory-policy while standing by
 SAFE_POLICIES = ("noeviction",)
+GAUGES_EVERY = 5.0  # seconds between the leader's readings of its queue gauges
 
 
 def _wall_now() -> datetime:
@@ -54,10 +58,12 @@ class Replica:
         self.store = store
         self.lease = Lease(store, replica_id, settings.lease_ttl)
         self.stopping = threading.Event()
+        self.metrics = Metrics()
+        self.metrics.watch(self.lease)
         self.worker = Worker(store, self.lease, config, load_table(config), settings.reload_interval,
                              settings.retry_interval, self.stopping, on_fenced=self._check_lease_now,
-                             on_crash=on_crash)
-        self.relay = Relay(store, self.lease, settings, self.stopping, on_crash=on_crash)
+                             on_crash=on_crash, metrics=self.metrics)
+        self.relay = Relay(store, self.lease, settings, self.stopping, on_crash=on_crash, metrics=self.metrics)
         self._failures = 0
         self._policy_checked = -POLICY_CHECK_EVERY
         self._policy_refused: str | None = None
@@ -69,7 +75,7 @@ class Replica:
         self._lease_running = threading.Lock()
         self.timers = BackgroundScheduler(
             timezone=UTC,
-            executors={"lease": ThreadPoolExecutor(1)},
+            executors={"lease": ThreadPoolExecutor(1), "gauges": ThreadPoolExecutor(1)},
             job_defaults={"coalesce": True, "max_instances": 1, "misfire_grace_time": None},
         )
 
@@ -82,6 +88,8 @@ class Replica:
         self.worker.start()
         self.relay.start()
         self.timers.add_job(self._lease_job, IntervalTrigger(seconds=self._retry), id="lease", executor="lease",
+                            next_run_time=_wall_now())
+        self.timers.add_job(self._gauges_job, IntervalTrigger(seconds=GAUGES_EVERY), id="gauges", executor="gauges",
                             next_run_time=_wall_now())
         self.timers.start()
         self._listen_for_releases()
@@ -132,6 +140,7 @@ class Replica:
             else:
                 self._renew()
         except RedisUnavailable as error:
+            self.metrics.redis_error("lease")
             self._redis_trouble(error)
             return
         if self._failures:
@@ -146,6 +155,7 @@ class Replica:
             logger.info("acquired the lease: leading with epoch {}", self.lease.epoch)
             self._set_lease_interval(self.settings.lease_ttl.total_seconds() / 3)
             self.worker.wake.set()
+            self._leadership_changed()
         elif change is Change.STANDING_BY:
             logger.info("standing by: {} leads", self.lease.holder)
 
@@ -177,7 +187,10 @@ class Replica:
 
     def _renew(self) -> None:
         remaining = self.lease.remaining
-        if self.lease.renew() is Change.LOST:
+        sent = time.monotonic()
+        change = self.lease.renew()
+        self.metrics.renewed(time.monotonic() - sent)
+        if change is Change.LOST:
             self._step_down("another replica holds the lease")
         elif remaining < self.settings.lease_ttl.total_seconds() / 3:
             logger.warning("renewed the lease late ({:.2f}s were left)", remaining)
@@ -188,11 +201,13 @@ class Replica:
         self._resting_until = time.monotonic() + self.settings.lease_ttl.total_seconds()
         self.lease.release()
         self._set_lease_interval(self._retry)
+        self._leadership_changed()
 
     def _step_down(self, why: str) -> None:
         self.lease.drop()
         logger.warning("lost the lease: {}; standing by", why)
         self._set_lease_interval(self._retry)
+        self._leadership_changed()
 
     def _redis_trouble(self, error: RedisUnavailable) -> None:
         self._failures += 1
@@ -205,6 +220,23 @@ class Replica:
             delay = min(delay, self.lease.remaining / 2)
         delay *= random.uniform(0.5, 1.0)
         self.timers.modify_job("lease", next_run_time=_wall_now() + timedelta(seconds=delay))
+
+    def _leadership_changed(self) -> None:
+        """Let the queue gauges catch up now rather than at their next turn."""
+        self.timers.modify_job("gauges", next_run_time=_wall_now())
+
+    # -- the leader's gauges (a timer of its own) -------------------------------------------------
+
+    def _gauges_job(self) -> None:
+        if self.stopping.is_set():
+            return
+        if not self.lease.held:
+            self.metrics.forget_queues()
+            return
+        try:
+            self.metrics.refresh_queues(self.store, {schedule.queue for schedule in self.worker.table.schedules})
+        except RedisUnavailable:
+            self.metrics.redis_error("gauges")
 
     def _set_lease_interval(self, seconds: float) -> None:
         self.timers.reschedule_job("lease", trigger=IntervalTrigger(seconds=seconds))

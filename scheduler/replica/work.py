@@ -36,6 +36,7 @@ from scheduler.clock.firing import format_instant, format_tick
 from scheduler.clock.planner import Fanout
 from scheduler.errors import NotLeader, RedisUnavailable, TableError
 from scheduler.lease import Lease
+from scheduler.metrics import Metrics
 from scheduler.replica.tracks import TrackState, build_tracks
 from scheduler.store.delivery import Delivery
 from scheduler.store.state import CHUNK, DEDUP_MARGIN, NEVER, Acceptance, Store, dispatched
@@ -86,8 +87,9 @@ class RedisClock:
 class Worker:
     def __init__(self, store: Store, lease: Lease, config: Path, table: Table, reload_interval: timedelta,
                  retry_interval: timedelta, stopping: threading.Event, on_fenced: Callable[[], None],
-                 on_crash: Callable[[], None]) -> None:
+                 on_crash: Callable[[], None], metrics: Metrics | None = None) -> None:
         self.store = store
+        self.metrics = metrics or Metrics()
         self.lease = lease
         self.config = config
         self._adopt(table)
@@ -200,6 +202,7 @@ class Worker:
             self.on_fenced()
             return IDLE_BEAT
         except RedisUnavailable as error:
+            self.metrics.redis_error("work")
             self._failures += 1
             if self._failures == 1:
                 logger.error("work interrupted: {}; retrying", error)
@@ -243,6 +246,7 @@ class Worker:
                     self._queues[track.state.track.schedule.queue] = now
                 track.state.due = track.state.next_due(max(now, track.advanced_to))
                 _log(track, now, accepted)
+        self.metrics.pass_finished(planned, outcome)
         if outcome.error is not None:
             raise outcome.error
 
@@ -276,6 +280,7 @@ class Worker:
                 if isinstance(reply, RedisUnavailable):
                     raise reply
                 moved, upcoming = dispatched(reply)
+                self.metrics.dispatched(reply)
                 self._queues[queue] = upcoming or NEVER
                 if moved >= CHUNK:
                     again.append(queue)

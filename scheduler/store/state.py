@@ -340,6 +340,15 @@ class Store:
         schedule is removed from the table)."""
         return self._members(self.keys.queues, "listing queues")
 
+    def pending_counts(self, queues: Sequence[str]) -> dict[str, int]:
+        """How many firings wait out their jitter in each of ``queues``, in one round trip."""
+        pipe = self.client.pipeline(transaction=False)
+        for queue in queues:
+            pipe.zcard(self.keys.pending(queue))
+        with redis_errors("counting pending firings"):
+            counts = pipe.execute() if queues else []
+        return {queue: int(count) for queue, count in zip(queues, counts)}
+
     # -- outboxes -------------------------------------------------------------------------------
 
     def outbox_queues(self) -> set[str]:
