@@ -32,6 +32,8 @@ class Settings(BaseSettings):
     stall_timeout: timedelta = Field(default=timedelta(seconds=10),
                                      description="a leader whose work loop shows no progress this long gives up")
     allow_eviction: bool = Field(default=False, description="lead even where Redis may evict keys (warns)")
+    http_host: str = Field(default="127.0.0.1", description="where /metrics, /healthz and /readyz listen")
+    http_port: int = Field(default=9108, ge=0, le=65535, description="their port; 0: no HTTP server at all")
 
     @field_validator("lease_ttl", "retry_interval", "reload_interval", "stall_timeout", mode="before")
     @classmethod

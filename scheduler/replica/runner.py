@@ -12,6 +12,7 @@
 * Before taking the lease, a replica checks that Redis will not evict its keys (maxmemory-policy).
 * The leader's queue gauges (pending firings, outbox backlog; scheduler/metrics.py) are read on a
   timer of their own, on an executor of its own, so they can never delay a renewal.
+* health() and readiness() answer /healthz and /readyz (endpoints.py) from what the threads last did.
 """
 
 from __future__ import annotations
@@ -22,6 +23,7 @@ import time
 from collections.abc import Callable
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
+from typing import Any
 
 import redis
 from apscheduler.executors.pool import ThreadPoolExecutor
@@ -64,6 +66,7 @@ class Replica:
                              settings.retry_interval, self.stopping, on_fenced=self._check_lease_now,
                              on_crash=on_crash, metrics=self.metrics)
         self.relay = Relay(store, self.lease, settings, self.stopping, on_crash=on_crash, metrics=self.metrics)
+        self.redis_answered: float | None = None  # monotonic time of the lease job's last turn Redis answered
         self._failures = 0
         self._policy_checked = -POLICY_CHECK_EVERY
         self._policy_refused: str | None = None
@@ -118,6 +121,35 @@ class Replica:
         """Re-read the table now (SIGHUP)."""
         self.worker.request_reload()
 
+    # -- health ---------------------------------------------------------------------------------
+
+    def health(self) -> tuple[bool, dict[str, Any]]:
+        """/healthz: alive, and the work loop shows progress (what the watchdog checks)."""
+        stalled = self.worker.stalled_for()
+        if stalled >= self.settings.stall_timeout.total_seconds():
+            return False, {"status": "stalled", "reason": f"the work loop has made no progress for {stalled:.1f}s"}
+        return True, {"status": "ok"}
+
+    def readiness(self) -> tuple[bool, dict[str, Any]]:
+        """/readyz: Redis answered the lease job lately, and the replica leads or stands by."""
+        leading, epoch = self.metrics.lease_state()
+        body: dict[str, Any] = {"leader": bool(leading), "epoch": epoch}
+        answered = self.redis_answered
+        if self.stopping.is_set():
+            return False, {"status": "stopping", "reason": "the replica is stopping", **body}
+        if answered is None:
+            return False, {"status": "unavailable", "reason": "Redis has not answered yet", **body}
+        silent = time.monotonic() - answered
+        if silent > self._ready_within:
+            return False, {"status": "unavailable", "reason": f"Redis has not answered for {silent:.1f}s", **body}
+        return True, {"status": "ok", "state": "leading" if leading else "standing by", **body}
+
+    @property
+    def _ready_within(self) -> float:
+        """How long Redis may stay silent before the replica is not ready: a leader renews three
+        times in a lease TTL, a standby tries every retry interval."""
+        return max(self.settings.lease_ttl.total_seconds(), 2 * self._retry)
+
     # -- the lease ------------------------------------------------------------------------------
 
     @property
@@ -143,6 +175,7 @@ class Replica:
             self.metrics.redis_error("lease")
             self._redis_trouble(error)
             return
+        self.redis_answered = time.monotonic()
         if self._failures:
             logger.info("Redis answers again")
             self._failures = 0
