@@ -13,13 +13,21 @@ would cost about 150 ms; a dispatch reply comes grouped by lateness already.
 
 Gauges that need Redis (pending firings, outbox backlog) are read by ``refresh_queues``, which the
 replica runs on a timer of its own while it leads; a scrape only reads the last snapshot.
+
+A scrape is CPU work in the replica's process (about 25 ms for 100 schedules), and a thread
+rendering it takes turns at the GIL with the work loop: measured on 100 schedules due each second,
+four scrapes a second moved p99 lateness from 9 ms to 19..26 ms. So a scrape waits
+(``wait_until_idle``) until the work loop sleeps with time to spare before its next due instant
+(``idle``), at most IDLE_WAIT, then renders: p99 8..9 ms again under the same scrapes.
 """
 
 from __future__ import annotations
 
 import threading
+import time
 from bisect import bisect_left
 from collections.abc import Iterable, Iterator, Mapping, Sequence
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
@@ -42,6 +50,8 @@ _BUCKET_LABELS = [floatToGoString(bound) for bound in LATENESS_BUCKETS] + ["+Inf
 RENEWAL_BUCKETS = (0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0)
 CATCHUP = "catchup"  # the skip reason of the catch-up policies ('latest', 'none')
 TROUBLE = ("lease", "work", "relay", "gauges")  # the `doing` label of scheduler_redis_errors_total
+IDLE_WAIT = 1.0  # seconds a scrape waits at most for the work loop to be idle (a busy loop still gets scraped)
+MIN_IDLE, MAX_IDLE = 0.02, 0.5  # seconds of idleness a scrape asks for: four times its last render, within these
 
 
 class LatenessBuckets:
@@ -125,6 +135,8 @@ class Metrics:
         self._trouble = dict.fromkeys(TROUBLE, 0)
         self._queues = QueueGauges()
         self._lease: Lease | None = None
+        self._idle_until = float("inf")  # monotonic: the work loop sleeps until then (0: it works; inf: none yet)
+        self._render_seconds = 0.0  # what the last scrape took to render
         self.renewals = Histogram(
             "scheduler_lease_renewal_seconds", "Round-trip time of each lease renewal.",
             buckets=RENEWAL_BUCKETS, registry=self.registry)
@@ -201,6 +213,26 @@ class Metrics:
     def forget_queues(self) -> None:
         """Not leading: export no queue gauges, so only the leader's numbers add up."""
         self._queues = QueueGauges()
+
+    @contextmanager
+    def idle(self, seconds: float) -> Iterator[None]:
+        """The work loop sleeps for up to ``seconds`` (it may be woken sooner: then it says so)."""
+        self._idle_until = time.monotonic() + seconds
+        try:
+            yield
+        finally:
+            self._idle_until = 0.0
+
+    def wait_until_idle(self, timeout: float = IDLE_WAIT) -> None:
+        """Before rendering a scrape: wait until the work loop is asleep for long enough to render
+        without getting in its way, or ``timeout`` at most."""
+        needed = min(MAX_IDLE, max(MIN_IDLE, 4 * self._render_seconds))
+        deadline = time.monotonic() + timeout
+        while self._idle_until - time.monotonic() < needed and time.monotonic() < deadline:
+            time.sleep(0.005)
+
+    def rendered(self, seconds: float) -> None:
+        self._render_seconds = seconds
 
     def _stats(self, schedule: str) -> ScheduleStats:
         stats = self._schedules.get(schedule)

@@ -6,7 +6,8 @@
 
 The probes answer one line of JSON: ``{"status": "ok", ...}`` or ``{"status": "...", "reason":
 "..."}``. The server is the standard library's WSGI server, one daemon thread per request, so a slow
-scrape never holds a probe up; nothing here talks to Redis.
+scrape never holds a probe up; nothing here talks to Redis. A scrape renders while the work loop
+sleeps (Metrics.wait_until_idle), so its CPU time does not land on a pass.
 """
 
 from __future__ import annotations
@@ -14,6 +15,7 @@ from __future__ import annotations
 import json
 import socket
 import threading
+import time
 from collections.abc import Callable, Iterable
 from socketserver import ThreadingMixIn
 from typing import Any
@@ -34,8 +36,16 @@ class EndpointsUnavailable(SchedulerError):
 
 def make_app(metrics: Metrics, healthz: Probe, readyz: Probe) -> App:
     """A WSGI app serving /metrics from ``metrics``' registry and the two probes."""
-    scrape = make_wsgi_app(metrics.registry)
+    exposition = make_wsgi_app(metrics.registry)
     probes = {"/healthz": healthz, "/readyz": readyz}
+
+    def scrape(environ: dict[str, Any], start_response: Callable[..., Any]) -> Iterable[bytes]:
+        metrics.wait_until_idle()
+        started = time.monotonic()
+        try:
+            return exposition(environ, start_response)
+        finally:
+            metrics.rendered(time.monotonic() - started)
 
     def app(environ: dict[str, Any], start_response: Callable[..., Any]) -> Iterable[bytes]:
         path, method = environ.get("PATH_INFO", ""), environ.get("REQUEST_METHOD", "GET")

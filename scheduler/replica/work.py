@@ -155,8 +155,10 @@ class Worker:
             self._wait(self._work(token))
 
     def _wait(self, seconds: float) -> None:
-        if seconds > 0 and self.wake.wait(min(seconds, IDLE_BEAT)):
-            self.wake.clear()
+        if seconds > 0:
+            with self.metrics.idle(min(seconds, IDLE_BEAT)):  # a scrape renders now, not during a pass
+                if self.wake.wait(min(seconds, IDLE_BEAT)):
+                    self.wake.clear()
 
     def _seconds_until_due(self) -> float:
         """Until the next pass: a lead before the next track is due, or when a pending firing is."""

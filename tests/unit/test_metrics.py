@@ -4,6 +4,8 @@ and a dispatch reply add, the lateness of an enqueue call's delivered firings, a
 from __future__ import annotations
 
 import random
+import threading
+import time
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from types import SimpleNamespace
@@ -268,3 +270,47 @@ def test_redis_errors_are_counted_by_caller_from_zero():
     metrics.renewed(0.003)
     assert value(metrics, "scheduler_lease_renewal_seconds_count") == 1
 
+
+# -- scrapes wait for the work loop to sleep ----------------------------------------------------
+
+
+def test_a_scrape_waits_while_the_work_loop_works_and_not_while_it_sleeps():
+    metrics = Metrics()
+    started = time.monotonic()
+    metrics.wait_until_idle(timeout=5)
+    assert time.monotonic() - started < 0.5, "no work loop yet: nothing to wait for"
+
+    with metrics.idle(10):
+        started = time.monotonic()
+        metrics.wait_until_idle(timeout=5)
+        assert time.monotonic() - started < 0.5, "the loop sleeps long enough"
+    started = time.monotonic()
+    metrics.wait_until_idle(timeout=0.2)
+    assert time.monotonic() - started >= 0.2, "a working loop holds the scrape up to the timeout"
+
+    metrics.rendered(0.05)  # a slow render asks for four times its time
+    with metrics.idle(0.15):
+        started = time.monotonic()
+        metrics.wait_until_idle(timeout=0.2)
+        assert time.monotonic() - started >= 0.2
+
+
+def test_a_scrape_renders_as_soon_as_the_loop_goes_to_sleep():
+    metrics = Metrics()
+    with metrics.idle(0):
+        pass  # the loop works from here on
+    woke = threading.Event()
+
+    def loop() -> None:
+        time.sleep(0.1)
+        with metrics.idle(5):
+            woke.wait(5)
+
+    worker = threading.Thread(target=loop)
+    worker.start()
+    started = time.monotonic()
+    metrics.wait_until_idle(timeout=3)
+    waited = time.monotonic() - started
+    woke.set()
+    worker.join()
+    assert 0.05 <= waited < 1
