@@ -18,14 +18,14 @@ class ExitCode(IntEnum):
 
 
 def build_parser() -> argparse.ArgumentParser:
-    from scheduler.cli import dryrun, run, validate
+    from scheduler.cli import dryrun, health, run, validate
 
     parser = argparse.ArgumentParser(
         prog="scheduler", description="A highly available clock: one job per tenant per tick, exactly once."
     )
     parser.add_argument("--version", action="version", version=f"scheduler {__version__}")
     commands = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
-    for module in (run, validate, dryrun):
+    for module in (run, validate, dryrun, health):
         module.register(commands)
     return parser
 
