@@ -34,6 +34,7 @@ class Settings(BaseSettings):
     allow_eviction: bool = Field(default=False, description="lead even where Redis may evict keys (warns)")
     http_host: str = Field(default="127.0.0.1", description="where /metrics, /healthz and /readyz listen")
     http_port: int = Field(default=9108, ge=0, le=65535, description="their port; 0: no HTTP server at all")
+    eligible: bool = Field(default=True, description="false: never take the lease (serves health and metrics)")
 
     @field_validator("lease_ttl", "retry_interval", "reload_interval", "stall_timeout", mode="before")
     @classmethod

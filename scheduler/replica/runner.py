@@ -10,6 +10,7 @@
 * The relay (replica/relay.py): while the lease is held, sends what the outboxes hold to targets
   outside the scheduler's Redis (SQS; a Sidekiq or Celery Redis of its own).
 * Before taking the lease, a replica checks that Redis will not evict its keys (maxmemory-policy).
+  A replica with SCHEDULER_ELIGIBLE=false never takes it: it only watches who leads.
 * The leader's queue gauges (pending firings, outbox backlog; scheduler/metrics.py) are read on a
   timer of their own, on an executor of its own, so they can never delay a renewal.
 * health() and readiness() answer /healthz and /readyz (endpoints.py) from what the threads last did.
@@ -88,6 +89,9 @@ class Replica:
         logger.info("replica {} starting with {} ({} schedules)", self.lease.replica_id, self.config,
                     len(self.worker.table.schedules))
         set_context(lambda: {"replica": self.lease.replica_id, "epoch": self.lease.epoch if self.lease.token else None})
+        if not self.settings.eligible:
+            logger.warning("not eligible to lead (SCHEDULER_ELIGIBLE=false): this replica never takes the lease; "
+                           "it watches who leads and serves health and metrics")
         self.worker.start()
         self.relay.start()
         self.timers.add_job(self._lease_job, IntervalTrigger(seconds=self._retry), id="lease", executor="lease",
@@ -133,7 +137,7 @@ class Replica:
     def readiness(self) -> tuple[bool, dict[str, Any]]:
         """/readyz: Redis answered the lease job lately, and the replica leads or stands by."""
         leading, epoch = self.metrics.lease_state()
-        body: dict[str, Any] = {"leader": bool(leading), "epoch": epoch}
+        body: dict[str, Any] = {"leader": bool(leading), "epoch": epoch, "eligible": self.settings.eligible}
         answered = self.redis_answered
         if self.stopping.is_set():
             return False, {"status": "stopping", "reason": "the replica is stopping", **body}
@@ -142,7 +146,8 @@ class Replica:
         silent = time.monotonic() - answered
         if silent > self._ready_within:
             return False, {"status": "unavailable", "reason": f"Redis has not answered for {silent:.1f}s", **body}
-        return True, {"status": "ok", "state": "leading" if leading else "standing by", **body}
+        state = "leading" if leading else "standing by" if self.settings.eligible else "standing by, not eligible"
+        return True, {"status": "ok", "state": state, **body}
 
     @property
     def _ready_within(self) -> float:
@@ -181,7 +186,8 @@ class Replica:
             self._failures = 0
 
     def _try_to_lead(self) -> None:
-        if time.monotonic() < self._resting_until or not self._fit_to_lead():
+        if not self.settings.eligible or time.monotonic() < self._resting_until or not self._fit_to_lead():
+            self._watch()
             return
         change = self.lease.acquire()
         if change is Change.ACQUIRED:
@@ -191,6 +197,17 @@ class Replica:
             self._leadership_changed()
         elif change is Change.STANDING_BY:
             logger.info("standing by: {} leads", self.lease.holder)
+
+    def _watch(self) -> None:
+        """Not trying to lead: still see who does (for /readyz and the epoch gauge), and say when
+        nobody does while this replica may not take over."""
+        previous, holder = self.lease.holder, self.store.holder()
+        self.lease.holder = holder
+        if holder and holder != previous:
+            logger.info("standing by: {} leads", holder)
+        elif previous and not holder and not self.settings.eligible:
+            logger.warning("no replica leads, and this one is not eligible to (SCHEDULER_ELIGIBLE=false): "
+                           "no firings go out until an eligible replica takes the lease")
 
     def _fit_to_lead(self) -> bool:
         """Whether this replica may take the lease: its work loop runs, and Redis keeps its keys."""

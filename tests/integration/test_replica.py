@@ -163,7 +163,7 @@ def test_a_leader_is_healthy_and_ready_and_counts_what_it_delivers(store, replic
     wait_for(lambda: leading(replica), message="r1 to lead")
     assert replica.health() == (True, {"status": "ok"})
     ready, body = wait_for(lambda: (answer := replica.readiness())[0] and answer, message="r1 to be ready")
-    assert body == {"status": "ok", "state": "leading", "leader": True, "epoch": replica.lease.epoch}
+    assert body == {"status": "ok", "state": "leading", "leader": True, "epoch": replica.lease.epoch, "eligible": True}
 
     wait_for(lambda: (sample(replica, "scheduler_firings_delivered_total", schedule="beat") or 0) >= 4,
              message="two ticks of two tenants")
@@ -178,6 +178,26 @@ def test_a_leader_is_healthy_and_ready_and_counts_what_it_delivers(store, replic
     wait_for(lambda: sample(replica, "scheduler_pending_firings", queue="default") is not None,
              message="the leader's queue gauges")
     wait_for(lambda: (sample(replica, "scheduler_lease_renewal_seconds_count") or 0) >= 1, message="a renewal")
+
+
+def test_a_replica_that_is_not_eligible_never_leads_but_watches_who_does(store, replicas, warnings):
+    replica = replicas("r1", eligible=False)
+    wait_for(lambda: replica.readiness()[0], message="r1 to be ready")
+    turn = replica.redis_answered
+    wait_for(lambda: replica.redis_answered > turn, message="another lease turn")
+    assert store.holder() is None, "the lease was free all along, and r1 left it"
+    assert replica.readiness() == (True, {"status": "ok", "state": "standing by, not eligible", "leader": False,
+                                          "epoch": 0, "eligible": False})
+    assert any("not eligible to lead (SCHEDULER_ELIGIBLE=false)" in line for line in warnings)
+
+    other = Lease(store, "r2", timedelta(seconds=30))
+    other.acquire()
+    wait_for(lambda: sample(replica, "scheduler_lease_epoch") == other.epoch, message="r1 to see r2 lead")
+    other.release()
+    wait_for(lambda: any("no replica leads, and this one is not eligible" in line for line in warnings),
+             message="r1 to say that nobody leads")
+    assert store.holder() is None
+    assert sample(replica, "scheduler_is_leader") == 0
 
 
 def test_readiness_fails_while_redis_does_not_answer(redis_server, replicas):

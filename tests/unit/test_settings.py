@@ -30,6 +30,7 @@ def test_defaults():
     assert settings.key_prefix == "{scheduler}"
     assert settings.redis_url is None
     assert (settings.http_host, settings.http_port) == ("127.0.0.1", 9108), "loopback unless configured"
+    assert settings.eligible is True
 
 
 @pytest.mark.parametrize(
@@ -48,6 +49,7 @@ def test_defaults():
         pytest.param("SCHEDULER_HTTP_HOST", "0.0.0.0", "http_host", "0.0.0.0", id="http-host"),
         pytest.param("SCHEDULER_HTTP_PORT", "9200", "http_port", 9200, id="http-port"),
         pytest.param("SCHEDULER_HTTP_PORT", "0", "http_port", 0, id="http-port-off"),
+        pytest.param("SCHEDULER_ELIGIBLE", "false", "eligible", False, id="not-eligible"),
     ],
 )
 def test_environment_overrides(monkeypatch, variable, value, field, expected):
@@ -77,6 +79,7 @@ def test_redis_url_is_a_secret(monkeypatch):
         pytest.param("SCHEDULER_LOG_JSON", "maybe", "valid boolean", id="log-json-not-a-boolean"),
         pytest.param("SCHEDULER_HTTP_PORT", "65536", "less than or equal to 65535", id="http-port-too-high"),
         pytest.param("SCHEDULER_HTTP_PORT", "-1", "greater than or equal to 0", id="http-port-negative"),
+        pytest.param("SCHEDULER_ELIGIBLE", "sometimes", "valid boolean", id="eligible-not-a-boolean"),
     ],
 )
 def test_a_bad_value_names_its_variable(monkeypatch, variable, value, reason):
