@@ -11,8 +11,9 @@
   outside the scheduler's Redis (SQS; a Sidekiq or Celery Redis of its own).
 * Before taking the lease, a replica checks that Redis will not evict its keys (maxmemory-policy).
   A replica with SCHEDULER_ELIGIBLE=false never takes it: it only watches who leads.
-* The leader's queue gauges (pending firings, outbox backlog; scheduler/metrics.py) are read on a
-  timer of their own, on an executor of its own, so they can never delay a renewal.
+* Two more timers, each on an executor of its own so neither can delay a renewal: the leader's
+  queue gauges (pending firings, outbox backlog; scheduler/metrics.py), and with
+  SCHEDULER_ECS_TASK_PROTECTION the ECS task's scale-in protection while leading (protection.py).
 * health() and readiness() answer /healthz and /readyz (endpoints.py) from what the threads last did.
 """
 
@@ -36,9 +37,10 @@ from scheduler.errors import RedisUnavailable
 from scheduler.lease import Change, Lease
 from scheduler.logs import set_context
 from scheduler.metrics import Metrics
+from scheduler.replica.protection import TaskProtection
 from scheduler.replica.relay import Relay
 from scheduler.replica.work import Worker
-from scheduler.settings import Settings
+from scheduler.settings import Settings, ecs_agent_uri
 from scheduler.store.state import Store
 from scheduler.table import load_table
 
@@ -67,6 +69,8 @@ class Replica:
                              settings.retry_interval, self.stopping, on_fenced=self._check_lease_now,
                              on_crash=on_crash, metrics=self.metrics)
         self.relay = Relay(store, self.lease, settings, self.stopping, on_crash=on_crash, metrics=self.metrics)
+        agent = ecs_agent_uri() if settings.ecs_task_protection else None
+        self.protection = TaskProtection(agent) if agent else None
         self.redis_answered: float | None = None  # monotonic time of the lease job's last turn Redis answered
         self._failures = 0
         self._policy_checked = -POLICY_CHECK_EVERY
@@ -79,7 +83,8 @@ class Replica:
         self._lease_running = threading.Lock()
         self.timers = BackgroundScheduler(
             timezone=UTC,
-            executors={"lease": ThreadPoolExecutor(1), "gauges": ThreadPoolExecutor(1)},
+            executors={"lease": ThreadPoolExecutor(1), "gauges": ThreadPoolExecutor(1),
+                       "protection": ThreadPoolExecutor(1)},
             job_defaults={"coalesce": True, "max_instances": 1, "misfire_grace_time": None},
         )
 
@@ -92,12 +97,18 @@ class Replica:
         if not self.settings.eligible:
             logger.warning("not eligible to lead (SCHEDULER_ELIGIBLE=false): this replica never takes the lease; "
                            "it watches who leads and serves health and metrics")
+        if self.settings.ecs_task_protection and self.protection is None:
+            logger.warning("SCHEDULER_ECS_TASK_PROTECTION is true but ECS_AGENT_URI is not set (not on ECS?): "
+                           "this task is not protected from scale-in")
         self.worker.start()
         self.relay.start()
         self.timers.add_job(self._lease_job, IntervalTrigger(seconds=self._retry), id="lease", executor="lease",
                             next_run_time=_wall_now())
         self.timers.add_job(self._gauges_job, IntervalTrigger(seconds=GAUGES_EVERY), id="gauges", executor="gauges",
                             next_run_time=_wall_now())
+        if self.protection is not None:
+            self.timers.add_job(self._protection_job, IntervalTrigger(seconds=self._retry), id="protection",
+                                executor="protection", next_run_time=_wall_now())
         self.timers.start()
         self._listen_for_releases()
 
@@ -114,6 +125,8 @@ class Replica:
                 logger.info("released the lease of epoch {}", self.lease.epoch)
         except RedisUnavailable as error:
             logger.warning("could not release the lease ({}); it expires by itself", error)
+        if self.protection is not None:
+            self.protection.release()
         if self._listener is not None:
             # Stopped, not closed from here: the listener closes its own pub/sub connection, so no
             # connection still in subscribe mode goes back to the pool.
@@ -272,10 +285,12 @@ class Replica:
         self.timers.modify_job("lease", next_run_time=_wall_now() + timedelta(seconds=delay))
 
     def _leadership_changed(self) -> None:
-        """Let the queue gauges catch up now rather than at their next turn."""
+        """Let the gauges and the task protection catch up now rather than at their next turn."""
         self.timers.modify_job("gauges", next_run_time=_wall_now())
+        if self.protection is not None:
+            self.timers.modify_job("protection", next_run_time=_wall_now())
 
-    # -- the leader's gauges (a timer of its own) -------------------------------------------------
+    # -- the leader's gauges and the task's protection (timers of their own) -------------------------
 
     def _gauges_job(self) -> None:
         if self.stopping.is_set():
@@ -287,6 +302,10 @@ class Replica:
             self.metrics.refresh_queues(self.store, {schedule.queue for schedule in self.worker.table.schedules})
         except RedisUnavailable:
             self.metrics.redis_error("gauges")
+
+    def _protection_job(self) -> None:
+        if self.protection is not None and not self.stopping.is_set():
+            self.protection.turn(self.lease.held)
 
     def _set_lease_interval(self, seconds: float) -> None:
         self.timers.reschedule_job("lease", trigger=IntervalTrigger(seconds=seconds))

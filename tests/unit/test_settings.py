@@ -31,6 +31,7 @@ def test_defaults():
     assert settings.redis_url is None
     assert (settings.http_host, settings.http_port) == ("127.0.0.1", 9108), "loopback unless configured"
     assert settings.eligible is True
+    assert settings.ecs_task_protection is False
 
 
 @pytest.mark.parametrize(
@@ -50,6 +51,7 @@ def test_defaults():
         pytest.param("SCHEDULER_HTTP_PORT", "9200", "http_port", 9200, id="http-port"),
         pytest.param("SCHEDULER_HTTP_PORT", "0", "http_port", 0, id="http-port-off"),
         pytest.param("SCHEDULER_ELIGIBLE", "false", "eligible", False, id="not-eligible"),
+        pytest.param("SCHEDULER_ECS_TASK_PROTECTION", "true", "ecs_task_protection", True, id="ecs-task-protection"),
     ],
 )
 def test_environment_overrides(monkeypatch, variable, value, field, expected):
