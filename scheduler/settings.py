@@ -38,6 +38,11 @@ class Settings(BaseSettings):
     allow_eviction: bool = Field(default=False, description="lead even where Redis may evict keys (warns)")
     history_keep: timedelta = Field(default=timedelta(days=7), description="how long the decision ledger keeps a line")
     history_lines: int = Field(default=100_000, gt=0, description="ledger lines kept per schedule, at most")
+    http_host: str = Field(default="127.0.0.1", description="where /metrics, /healthz and /readyz listen")
+    http_port: int = Field(default=9108, ge=0, le=65535, description="their port; 0: no HTTP server at all")
+    eligible: bool = Field(default=True, description="false: never take the lease (serves health and metrics)")
+    ecs_task_protection: bool = Field(default=False,
+                                      description="ask the ECS agent to protect this task from scale-in while leading")
 
     @field_validator("lease_ttl", "retry_interval", "reload_interval", "stall_timeout", "history_keep", mode="before")
     @classmethod
@@ -129,6 +134,11 @@ def load_settings(**overrides: Any) -> Settings:
 
 def on_ecs() -> bool:
     return any(os.environ.get(name) for name in ECS_METADATA_VARIABLES)
+
+
+def ecs_agent_uri() -> str | None:
+    """The ECS container agent's endpoint (ECS_AGENT_URI, set by ECS in every container), or None."""
+    return os.environ.get("ECS_AGENT_URI") or None
 
 
 def ecs_task_id() -> str | None:

@@ -18,14 +18,14 @@ class ExitCode(IntEnum):
 
 
 def build_parser() -> argparse.ArgumentParser:
-    from scheduler.cli import acl, dryrun, operate, run, validate
+    from scheduler.cli import acl, dryrun, health, operate, run, validate
 
     parser = argparse.ArgumentParser(
         prog="scheduler", description="A highly available clock: one job per tenant per tick, exactly once."
     )
     parser.add_argument("--version", action="version", version=f"scheduler {__version__}")
     commands = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
-    for module in (run, validate, dryrun, operate, acl):
+    for module in (run, validate, dryrun, operate, acl, health):
         module.register(commands)
     return parser
 

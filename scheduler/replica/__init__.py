@@ -10,8 +10,9 @@ from loguru import logger
 
 from scheduler.logs import configure_logging, set_context
 from scheduler.replica.embedded import start_embedded_redis, stop_embedded_redis
+from scheduler.replica.endpoints import HttpServer, make_app
 from scheduler.replica.runner import Replica
-from scheduler.settings import load_settings, redact_url
+from scheduler.settings import Settings, load_settings, redact_url
 from scheduler.store.connection import connect
 from scheduler.store.state import Keys, Store
 
@@ -27,6 +28,16 @@ def run_replica(config: Path) -> int:
     configure_logging(settings.log_level, settings.log_json)
     replica_id = settings.resolved_replica_id()
     set_context(lambda: {"replica": replica_id})
+    # Bound first: a port in use stops the replica before it starts anything (EndpointsUnavailable).
+    server = HttpServer(settings.http_host, settings.http_port) if settings.http_port else None
+    try:
+        return _run(config, settings, replica_id, server)
+    finally:
+        if server is not None:
+            server.close()
+
+
+def _run(config: Path, settings: Settings, replica_id: str, server: HttpServer | None) -> int:
     embedded = None
     if settings.redis_url is None:
         url, embedded = start_embedded_redis(config)
@@ -41,6 +52,9 @@ def run_replica(config: Path) -> int:
     for number in (signal.SIGTERM, signal.SIGINT, signal.SIGHUP):
         signal.signal(number, lambda received, _frame: signals.put(received))
     replica.start()
+    if server is not None:
+        server.serve(make_app(replica.metrics, replica.health, replica.readiness))
+        logger.info("serving /metrics, /healthz and /readyz on {}", server.url)
     while (received := _next_signal(signals)) == signal.SIGHUP:
         logger.info("SIGHUP: re-reading {}", config)
         replica.request_reload()

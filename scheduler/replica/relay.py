@@ -22,6 +22,7 @@ from loguru import logger
 
 from scheduler.errors import RedisUnavailable, SchedulerError
 from scheduler.lease import Lease
+from scheduler.metrics import Metrics
 from scheduler.settings import Settings
 from scheduler.store.state import Store
 from scheduler.table import QueueSpec
@@ -39,8 +40,9 @@ START = "0-0"  # read an outbox from its first entry
 
 class Relay:
     def __init__(self, store: Store, lease: Lease, settings: Settings, stopping: threading.Event,
-                 on_crash: Callable[[], None]) -> None:
+                 on_crash: Callable[[], None], metrics: Metrics | None = None) -> None:
         self.store = store
+        self.metrics = metrics or Metrics()
         self.lease = lease
         self.settings = settings
         self.stopping = stopping
@@ -84,6 +86,7 @@ class Relay:
                 return
             found = self.store.read_outboxes(after, BATCH, BLOCK)
         except RedisUnavailable as error:
+            self.metrics.redis_error("relay")
             self._failed("", error)
             return
         if self._failures.pop("", 0):

@@ -12,6 +12,11 @@
 * Before taking the lease, a replica checks that Redis will not evict its keys (maxmemory-policy).
 * A Redis user that lacks a permission (NOPERM) is reported once per refusal, naming what Redis
   refused; a leader whose work is refused gives the lease up and leaves it to the others a while.
+  A replica with SCHEDULER_ELIGIBLE=false never takes it: it only watches who leads.
+* Two more timers, each on an executor of its own so neither can delay a renewal: the leader's
+  queue gauges (pending firings, outbox backlog; scheduler/metrics.py), and with
+  SCHEDULER_ECS_TASK_PROTECTION the ECS task's scale-in protection while leading (protection.py).
+* health() and readiness() answer /healthz and /readyz (endpoints.py) from what the threads last did.
 """
 
 from __future__ import annotations
@@ -22,6 +27,7 @@ import time
 from collections.abc import Callable
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
+from typing import Any
 
 import redis
 from apscheduler.executors.pool import ThreadPoolExecutor
@@ -33,9 +39,11 @@ from scheduler import __version__
 from scheduler.errors import RedisPermissionError, RedisUnavailable
 from scheduler.lease import Change, Lease
 from scheduler.logs import set_context
+from scheduler.metrics import Metrics
+from scheduler.replica.protection import TaskProtection
 from scheduler.replica.relay import Relay
 from scheduler.replica.work import Worker
-from scheduler.settings import Settings
+from scheduler.settings import Settings, ecs_agent_uri
 from scheduler.store.connection import refusal
 from scheduler.store.state import Store
 from scheduler.table import load_table
@@ -45,6 +53,7 @@ POLICY_CHECK_EVERY = 60.0  # seconds between checks of Redis's maxmemory-policy 
 SAFE_POLICIES = ("noeviction",)
 HEARTBEAT_FORGET = timedelta(hours=1)  # a replica silent this long drops out of `scheduler status`
 PERMISSION_REST = 60.0  # seconds a leader whose work Redis refused leaves the lease to the others
+GAUGES_EVERY = 5.0  # seconds between the leader's readings of its queue gauges
 
 
 def _wall_now() -> datetime:
@@ -60,10 +69,16 @@ class Replica:
         self.store = store
         self.lease = Lease(store, replica_id, settings.lease_ttl)
         self.stopping = threading.Event()
+        self.metrics = Metrics()
+        self.metrics.watch(self.lease)
         self.worker = Worker(store, self.lease, config, load_table(config), settings.reload_interval,
                              settings.retry_interval, self.stopping, on_fenced=self._check_lease_now,
-                             on_crash=on_crash, on_refused=self._work_refused)
-        self.relay = Relay(store, self.lease, settings, self.stopping, on_crash=on_crash)
+                             on_crash=on_crash, on_refused=self._work_refused,
+                             metrics=self.metrics)
+        self.relay = Relay(store, self.lease, settings, self.stopping, on_crash=on_crash, metrics=self.metrics)
+        agent = ecs_agent_uri() if settings.ecs_task_protection else None
+        self.protection = TaskProtection(agent) if agent else None
+        self.redis_answered: float | None = None  # monotonic time of the lease job's last turn Redis answered
         self._failures = 0
         self._policy_checked = -POLICY_CHECK_EVERY
         self._policy_refused: str | None = None
@@ -78,7 +93,8 @@ class Replica:
         self._lease_running = threading.Lock()
         self.timers = BackgroundScheduler(
             timezone=UTC,
-            executors={"lease": ThreadPoolExecutor(1)},
+            executors={"lease": ThreadPoolExecutor(1), "gauges": ThreadPoolExecutor(1),
+                       "protection": ThreadPoolExecutor(1)},
             job_defaults={"coalesce": True, "max_instances": 1, "misfire_grace_time": None},
         )
 
@@ -88,10 +104,21 @@ class Replica:
         logger.info("replica {} starting with {} ({} schedules)", self.lease.replica_id, self.config,
                     len(self.worker.table.schedules))
         set_context(lambda: {"replica": self.lease.replica_id, "epoch": self.lease.epoch if self.lease.token else None})
+        if not self.settings.eligible:
+            logger.warning("not eligible to lead (SCHEDULER_ELIGIBLE=false): this replica never takes the lease; "
+                           "it watches who leads and serves health and metrics")
+        if self.settings.ecs_task_protection and self.protection is None:
+            logger.warning("SCHEDULER_ECS_TASK_PROTECTION is true but ECS_AGENT_URI is not set (not on ECS?): "
+                           "this task is not protected from scale-in")
         self.worker.start()
         self.relay.start()
         self.timers.add_job(self._lease_job, IntervalTrigger(seconds=self._retry), id="lease", executor="lease",
                             next_run_time=_wall_now())
+        self.timers.add_job(self._gauges_job, IntervalTrigger(seconds=GAUGES_EVERY), id="gauges", executor="gauges",
+                            next_run_time=_wall_now())
+        if self.protection is not None:
+            self.timers.add_job(self._protection_job, IntervalTrigger(seconds=self._retry), id="protection",
+                                executor="protection", next_run_time=_wall_now())
         self.timers.start()
         self._listen_for_releases()
 
@@ -112,6 +139,8 @@ class Replica:
             self.store.forget_replica(self.lease.replica_id)
         except RedisUnavailable:
             pass  # forgotten an hour after its last heartbeat anyway
+        if self.protection is not None:
+            self.protection.release()
         if self._listener is not None:
             # Stopped, not closed from here: the listener closes its own pub/sub connection, so no
             # connection still in subscribe mode goes back to the pool.
@@ -122,6 +151,36 @@ class Replica:
     def request_reload(self) -> None:
         """Re-read the table now (SIGHUP)."""
         self.worker.request_reload()
+
+    # -- health ---------------------------------------------------------------------------------
+
+    def health(self) -> tuple[bool, dict[str, Any]]:
+        """/healthz: alive, and the work loop shows progress (what the watchdog checks)."""
+        stalled = self.worker.stalled_for()
+        if stalled >= self.settings.stall_timeout.total_seconds():
+            return False, {"status": "stalled", "reason": f"the work loop has made no progress for {stalled:.1f}s"}
+        return True, {"status": "ok"}
+
+    def readiness(self) -> tuple[bool, dict[str, Any]]:
+        """/readyz: Redis answered the lease job lately, and the replica leads or stands by."""
+        leading, epoch = self.metrics.lease_state()
+        body: dict[str, Any] = {"leader": bool(leading), "epoch": epoch, "eligible": self.settings.eligible}
+        answered = self.redis_answered
+        if self.stopping.is_set():
+            return False, {"status": "stopping", "reason": "the replica is stopping", **body}
+        if answered is None:
+            return False, {"status": "unavailable", "reason": "Redis has not answered yet", **body}
+        silent = time.monotonic() - answered
+        if silent > self._ready_within:
+            return False, {"status": "unavailable", "reason": f"Redis has not answered for {silent:.1f}s", **body}
+        state = "leading" if leading else "standing by" if self.settings.eligible else "standing by, not eligible"
+        return True, {"status": "ok", "state": state, **body}
+
+    @property
+    def _ready_within(self) -> float:
+        """How long Redis may stay silent before the replica is not ready: a leader renews three
+        times in a lease TTL, a standby tries every retry interval."""
+        return max(self.settings.lease_ttl.total_seconds(), 2 * self._retry)
 
     # -- the lease ------------------------------------------------------------------------------
 
@@ -149,8 +208,10 @@ class Replica:
                 self._renew()
             self._heartbeat()
         except RedisUnavailable as error:
+            self.metrics.redis_error("lease")
             self._redis_trouble(error)
             return
+        self.redis_answered = time.monotonic()
         if self._failures:
             logger.info("Redis answers again")
             self._failures = 0
@@ -164,7 +225,8 @@ class Replica:
         }, HEARTBEAT_FORGET)
 
     def _try_to_lead(self) -> None:
-        if time.monotonic() < self._resting_until or not self._fit_to_lead():
+        if not self.settings.eligible or time.monotonic() < self._resting_until or not self._fit_to_lead():
+            self._watch()
             return
         change = self.lease.acquire()
         if change is Change.ACQUIRED:
@@ -172,8 +234,20 @@ class Replica:
             logger.info("acquired the lease: leading with epoch {}", self.lease.epoch)
             self._set_lease_interval(self.settings.lease_ttl.total_seconds() / 3)
             self.worker.wake.set()
+            self._leadership_changed()
         elif change is Change.STANDING_BY:
             logger.info("standing by: {} leads", self.lease.holder)
+
+    def _watch(self) -> None:
+        """Not trying to lead: still see who does (for /readyz and the epoch gauge), and say when
+        nobody does while this replica may not take over."""
+        previous, holder = self.lease.holder, self.store.holder()
+        self.lease.holder = holder
+        if holder and holder != previous:
+            logger.info("standing by: {} leads", holder)
+        elif previous and not holder and not self.settings.eligible:
+            logger.warning("no replica leads, and this one is not eligible to (SCHEDULER_ELIGIBLE=false): "
+                           "no firings go out until an eligible replica takes the lease")
 
     def _fit_to_lead(self) -> bool:
         """Whether this replica may take the lease: its work loop runs, and Redis keeps its keys."""
@@ -205,7 +279,10 @@ class Replica:
 
     def _renew(self) -> None:
         remaining = self.lease.remaining
-        if self.lease.renew() is Change.LOST:
+        sent = time.monotonic()
+        change = self.lease.renew()
+        self.metrics.renewed(time.monotonic() - sent)
+        if change is Change.LOST:
             self._step_down("another replica holds the lease")
         elif remaining < self.settings.lease_ttl.total_seconds() / 3:
             logger.warning("renewed the lease late ({:.2f}s were left)", remaining)
@@ -218,11 +295,13 @@ class Replica:
         self._resting_until = time.monotonic() + (rest if rest is not None else self.settings.lease_ttl.total_seconds())
         self.lease.release()
         self._set_lease_interval(self._retry)
+        self._leadership_changed()
 
     def _step_down(self, why: str) -> None:
         self.lease.drop()
         logger.warning("lost the lease: {}; standing by", why)
         self._set_lease_interval(self._retry)
+        self._leadership_changed()
 
     def _redis_trouble(self, error: RedisUnavailable) -> None:
         self._failures += 1
@@ -251,6 +330,29 @@ class Replica:
         self._report_refusal(error)
         self._refused_work = error
         self._check_lease_now()
+
+    def _leadership_changed(self) -> None:
+        """Let the gauges and the task protection catch up now rather than at their next turn."""
+        self.timers.modify_job("gauges", next_run_time=_wall_now())
+        if self.protection is not None:
+            self.timers.modify_job("protection", next_run_time=_wall_now())
+
+    # -- the leader's gauges and the task's protection (timers of their own) -------------------------
+
+    def _gauges_job(self) -> None:
+        if self.stopping.is_set():
+            return
+        if not self.lease.held:
+            self.metrics.forget_queues()
+            return
+        try:
+            self.metrics.refresh_queues(self.store, {schedule.queue for schedule in self.worker.table.schedules})
+        except RedisUnavailable:
+            self.metrics.redis_error("gauges")
+
+    def _protection_job(self) -> None:
+        if self.protection is not None and not self.stopping.is_set():
+            self.protection.turn(self.lease.held)
 
     def _set_lease_interval(self, seconds: float) -> None:
         self.timers.reschedule_job("lease", trigger=IntervalTrigger(seconds=seconds))

@@ -37,6 +37,7 @@ from scheduler.clock.planner import Fanout, Plan, ticks_in
 from scheduler.durations import format_duration
 from scheduler.errors import NotLeader, RedisPermissionError, RedisUnavailable, TableError
 from scheduler.lease import Lease
+from scheduler.metrics import PAUSED, Metrics
 from scheduler.replica.requests import carry_out_requests
 from scheduler.replica.tracks import TrackState, build_tracks
 from scheduler.store.delivery import Delivery
@@ -66,6 +67,7 @@ class _Planned:
     advanced_to: datetime  # the watermark once every tick is handled
     skipped: int
     paused: int = 0  # ticks not fired because the schedule is paused
+    paused_firings: int = 0  # firings not sent because the schedule or their tenant is paused
 
 
 class RedisClock:
@@ -93,8 +95,10 @@ class Worker:
     def __init__(self, store: Store, lease: Lease, config: Path, table: Table, reload_interval: timedelta,
                  retry_interval: timedelta, stopping: threading.Event, on_fenced: Callable[[], None],
                  on_crash: Callable[[], None],
-                 on_refused: Callable[[RedisPermissionError], None] = lambda error: None) -> None:
+                 on_refused: Callable[[RedisPermissionError], None] = lambda error: None,
+                 metrics: Metrics | None = None) -> None:
         self.store = store
+        self.metrics = metrics or Metrics()
         self.lease = lease
         self.config = config
         self._adopt(table)
@@ -166,8 +170,10 @@ class Worker:
             self._wait(self._guarded(token, self._pass))
 
     def _wait(self, seconds: float) -> None:
-        if seconds > 0 and self.wake.wait(min(seconds, IDLE_BEAT)):
-            self.wake.clear()
+        if seconds > 0:
+            with self.metrics.idle(min(seconds, IDLE_BEAT)):  # a scrape renders now, not during a pass
+                if self.wake.wait(min(seconds, IDLE_BEAT)):
+                    self.wake.clear()
 
     def _seconds_until_due(self) -> float:
         """Until the next pass: a lead before the next track is due, or when a pending firing is."""
@@ -228,6 +234,7 @@ class Worker:
             self.on_refused(error)
             return min(self.retry * 2 ** (self._failures - 1), MAX_BACKOFF) * random.uniform(0.5, 1.0)
         except RedisUnavailable as error:
+            self.metrics.redis_error("work")
             self._failures += 1
             if self._failures == 1:
                 logger.error("work interrupted: {}; retrying", error)
@@ -272,6 +279,9 @@ class Worker:
                     self._queues[track.state.track.schedule.queue] = now
                 track.state.due = track.state.next_due(max(now, track.advanced_to))
                 _log(track, now, accepted)
+                if track.paused_firings:
+                    self.metrics.skipped(track.state.track.schedule.name, PAUSED, track.paused_firings)
+        self.metrics.pass_finished(planned, outcome)
         if outcome.error is not None:
             raise outcome.error
 
@@ -291,6 +301,7 @@ class Worker:
                 decisions[None] = Decision("paused", paused=count * tenants, span=(first, last, count),
                                            reason=f"schedule paused since {paused[schedule.name]}")
             track.advanced_to, track.paused = last or watermark, count
+            track.paused_firings = sum(decision.paused for decision in decisions.values())
             delivery.finish(schedule.name, state.key, [], track.advanced_to, ttl, remember, decisions)
             return track
         held = {key.partition("/")[2]: since for key, since in paused.items() if key.startswith(schedule.name + "/")}
@@ -306,6 +317,7 @@ class Worker:
             _decide(decisions, schedule, plan, now, stopped, len(tenant_ids))
             track.skipped += plan.skipped
             track.ticks, track.advanced_to = [tick.tick for tick in plan.ticks], plan.watermark
+        track.paused_firings = sum(decision.paused for decision in decisions.values())
         if watermark is None:
             decisions[None] = Decision("started", reason=f"first seen: starting after {format_instant(now)}")
         delivery.finish(schedule.name, state.key, track.ticks, track.advanced_to, ttl, remember, decisions)
@@ -325,6 +337,7 @@ class Worker:
                 if isinstance(reply, RedisUnavailable):
                     raise reply
                 moved, upcoming = dispatched(reply)
+                self.metrics.dispatched(reply)
                 self._queues[queue] = upcoming or NEVER
                 if moved >= CHUNK:
                     again.append(queue)

@@ -24,6 +24,7 @@ from scheduler.table import Schedule
 @dataclass
 class Outcome:
     accepted: dict[str, Acceptance] = field(default_factory=dict)  # by track
+    schedules: dict[str, str] = field(default_factory=dict)  # track -> its schedule's name
     finished: set[str] = field(default_factory=set)  # tracks whose every tick was finished
     error: RedisUnavailable | None = None  # the first refusal, when anything was left undone
 
@@ -55,6 +56,7 @@ class Delivery:
 
     def accept(self, schedule: Schedule, track: str, ticks: Sequence[TickPlan], dedup_ttl: timedelta) -> None:
         """Queue the calls that accept ``ticks``' firings; a full round trip's worth goes out at once."""
+        self.outcome.schedules[track] = schedule.name
         for call in self.store.enqueue_calls(self.token, schedule, track, ticks, dedup_ttl):
             self._calls.append(call)
             self._firings += call.firings
@@ -116,6 +118,6 @@ class Delivery:
                 self._refused.add((call.track, call.tick))
                 self.outcome.error = self.outcome.error or reply
             else:
-                self.outcome.accepted.setdefault(call.track, Acceptance()).add(reply)
+                self.outcome.accepted.setdefault(call.track, Acceptance()).add(reply, call)
                 self._by_tick.setdefault((call.track, call.tick), Acceptance()).add(reply)
         self.progress()

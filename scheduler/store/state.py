@@ -10,9 +10,9 @@ from __future__ import annotations
 
 import hashlib
 import json
-from collections.abc import Iterator, Sequence
+from collections.abc import Iterator, Mapping, Sequence
 from contextlib import AbstractContextManager
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from importlib.resources import files
 from typing import Any
@@ -20,7 +20,7 @@ from typing import Any
 import redis
 
 from scheduler.clock.cadence import EPOCH
-from scheduler.clock.firing import format_instant, format_tick
+from scheduler.clock.firing import Firing, format_instant, format_tick
 from scheduler.clock.planner import TickPlan
 from scheduler.errors import NotLeader, RedisUnavailable
 from scheduler.store.limits import LedgerLimits
@@ -45,10 +45,19 @@ def _instant(ms: int) -> datetime:
     return datetime.fromtimestamp(ms / 1000, UTC)
 
 
-def dispatched(reply: Sequence[int]) -> tuple[int, datetime | None]:
+def dispatched(reply: Sequence[Any]) -> tuple[int, datetime | None]:
     """A dispatch call's reply as (firings moved, the next pending enqueue_at or None)."""
-    moved, upcoming = reply
+    moved, upcoming = reply[0], reply[1]
     return int(moved), (_instant(upcoming) if upcoming >= 0 else None)
+
+
+def dispatched_groups(reply: Sequence[Any]) -> Iterator[tuple[str, int, bool, int]]:
+    """What a dispatch call delivered, for metrics: (schedule, lateness in ms, late, firings) groups."""
+    flat = reply[2] if len(reply) > 2 else ()
+    for n in range(0, len(flat), 4):
+        schedule = flat[n]
+        yield (schedule.decode() if isinstance(schedule, bytes) else str(schedule), int(flat[n + 1]),
+               bool(flat[n + 2]), int(flat[n + 3]))
 
 
 class Keys:
@@ -109,14 +118,47 @@ class Keys:
 
 @dataclass
 class Acceptance:
+    """What the enqueue calls of one track accepted: firings delivered at once, parked pending (they
+    wait out their jitter), already accepted before, and how many of the delivered ones were late.
+    ``deliveries`` tells the metrics when each delivered firing was due: per enqueue call that
+    delivered any, (the TIME it judged them by, their enqueue_at, sorted), both in ms. It is left
+    out of comparisons."""
+
     delivered: int = 0
     pending: int = 0
     duplicates: int = 0
+    late: int = 0
+    deliveries: list[tuple[int, list[int]]] = field(default_factory=list, compare=False, repr=False)
 
-    def add(self, result: Sequence[int]) -> None:
+    def add(self, result: Sequence[int], call: Call | None = None) -> None:
+        """Count an enqueue reply in; with its ``call``, when its delivered firings were due too."""
         self.delivered += result[0]
         self.pending += result[1]
         self.duplicates += result[2]
+        if len(result) > 4:
+            self.late += result[3]
+            if call is not None and result[0] > 0 and call.stamps:
+                self.deliveries.append((int(result[4]), delivered_at(call, result)))
+
+
+def delivered_at(call: Call, reply: Sequence[int]) -> list[int]:
+    """The enqueue_at in ms of the firings an enqueue ``call`` delivered, sorted (so the metrics
+    bucket their lateness, TIME minus enqueue_at, with a bisection per bucket, not per firing).
+
+    The reply says how many were delivered and the TIME it judged them by (now_ms); the call knows
+    its firings' enqueue_at. A firing due by now_ms that was not a duplicate was delivered. Without
+    jitter every firing of a tick shares one enqueue_at: one list repetition per chunk. With jitter
+    the chunk's stamps are looked up once per firing, only when something was delivered. When some
+    due firings were duplicates (a retried tick), which ones the reply does not say: the earliest
+    due are taken as the duplicates, since an earlier attempt would have delivered those.
+    """
+    delivered, now_ms = int(reply[0]), int(reply[4])
+    if len(call.stamps) == 1:
+        ((at_ms, _),) = call.stamps.values()
+        return [at_ms] * delivered
+    stamps = call.stamps
+    due = sorted(at_ms for at_ms in (stamps[firing.enqueue_at][0] for firing in call.chunk) if at_ms <= now_ms)
+    return due[max(0, len(due) - delivered):]
 
 
 def _script(name: str) -> str:
@@ -145,7 +187,8 @@ def register(client: redis.Redis, text: str) -> Any:
 @dataclass(frozen=True)
 class Call:
     """One fenced script call of a pass, with the track and tick it concerns (for the caller to
-    know which ticks were fully accepted)."""
+    know which ticks were fully accepted). An enqueue call also keeps its chunk of firings and the
+    tick's enqueue_at stamps (datetime -> (ms, ISO)), by reference, for delivered_at."""
 
     script: Script
     keys: list[str]
@@ -153,6 +196,8 @@ class Call:
     track: str = ""
     tick: datetime | None = None
     firings: int = 0
+    chunk: Sequence[Firing] = field(default=(), compare=False, repr=False)
+    stamps: Mapping[datetime, tuple[int, str]] = field(default_factory=dict, compare=False, repr=False)
 
 
 Reply = Any  # a script's reply, or the RedisUnavailable that stands for its error reply
@@ -264,7 +309,7 @@ class Store:
                     if stamp is None:
                         stamp = stamps[firing.enqueue_at] = (_ms(firing.enqueue_at), format_instant(firing.enqueue_at))
                     args += (firing.tenant, *stamp)
-                yield Call(self._enqueue, keys, args, track, plan.tick, len(chunk))
+                yield Call(self._enqueue, keys, args, track, plan.tick, len(chunk), chunk, stamps)
 
     def finish_call(
         self, token: str, schedule: str, track: str, tick: datetime | None, watermark: datetime, ttl: timedelta,
@@ -330,7 +375,7 @@ class Store:
 
     def dispatch_call(self, token: str, queue: str, limit: int = CHUNK) -> Call:
         """The call that delivers up to ``limit`` due pending firings of ``queue``; its reply is
-        (moved, the next enqueue_at in ms or -1)."""
+        (moved, the next enqueue_at in ms or -1, what was delivered: see dispatched_groups)."""
         target = self.routes.target(queue)
         keys = [self.keys.lease, self.keys.pending(queue), self.keys.payload(queue), *target.keys]
         return Call(self._dispatch, keys, [token, token_parts(token)[1], limit, target.kind, target.options], queue)
@@ -393,6 +438,15 @@ class Store:
         """Every queue that ever had pending firings (their pending sets are drained even after a
         schedule is removed from the table)."""
         return self._members(self.keys.queues, "listing queues")
+
+    def pending_counts(self, queues: Sequence[str]) -> dict[str, int]:
+        """How many firings wait out their jitter in each of ``queues``, in one round trip."""
+        pipe = self.client.pipeline(transaction=False)
+        for queue in queues:
+            pipe.zcard(self.keys.pending(queue))
+        with redis_errors("counting pending firings"):
+            counts = pipe.execute() if queues else []
+        return {queue: int(count) for queue, count in zip(queues, counts)}
 
     # -- outboxes -------------------------------------------------------------------------------
 

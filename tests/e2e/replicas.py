@@ -2,23 +2,28 @@
 
 from __future__ import annotations
 
+import json
 import os
 import signal
 import subprocess
 import sys
 import textwrap
+import urllib.error
+import urllib.request
 from collections import Counter
 from dataclasses import dataclass, field
 from pathlib import Path
 
 import redis
+from prometheus_client.parser import text_string_to_metric_families
 
-from redis_server import wait_for
+from redis_server import free_port, wait_for
 from scheduler.acl import queue_keys, render
 from scheduler.table import load_table
 
 SCHEDULER = Path(sys.executable).parent / "scheduler"
 PREFIX = "{scheduler}"
+DIRECT = urllib.request.build_opener(urllib.request.ProxyHandler({}))  # loopback: never through a proxy
 FAST_SETTINGS = {
     "SCHEDULER_LEASE_TTL": "2s",
     "SCHEDULER_RETRY_INTERVAL": "0.2s",
@@ -46,10 +51,12 @@ class Replica:
     settings: dict[str, str] = field(default_factory=dict)
     process: subprocess.Popen | None = None
     log_offset: int = 0  # where this incarnation's output starts in the (shared, appended) log
+    http_port: int = field(default_factory=free_port)  # its /metrics, /healthz and /readyz; kept across restarts
 
     def start(self) -> "Replica":
         env = {k: v for k, v in os.environ.items() if not k.startswith("SCHEDULER_")}
         env.update(FAST_SETTINGS)
+        env["SCHEDULER_HTTP_PORT"] = str(self.http_port)
         env.update(self.settings)
         env.update({"SCHEDULER_REDIS_URL": self.redis_url, "SCHEDULER_REPLICA_ID": self.name})
         self.log_offset = self.log.stat().st_size if self.log.exists() else 0
@@ -83,6 +90,33 @@ class Replica:
         with self.log.open("rb") as log:
             log.seek(self.log_offset)
             return log.read().decode(errors="replace")
+
+    @property
+    def url(self) -> str:
+        return f"http://127.0.0.1:{self.http_port}"
+
+    def get(self, path: str) -> tuple[int, str]:
+        """(HTTP status, body) of a GET on this replica's endpoints; (0, reason) when nothing answers."""
+        try:
+            with DIRECT.open(self.url + path, timeout=5) as response:
+                return response.status, response.read().decode()
+        except urllib.error.HTTPError as error:
+            return error.code, error.read().decode()
+        except OSError as error:
+            return 0, str(error)
+
+    def probe(self, path: str) -> tuple[int, dict]:
+        """/healthz or /readyz: (status, its JSON answer)."""
+        status, body = self.get(path)
+        return status, (json.loads(body) if status else {})
+
+    def metrics(self) -> dict[tuple[str, tuple[tuple[str, str], ...]], float]:
+        """One scrape of /metrics: every sample by (name, sorted labels); empty when nothing answers."""
+        status, body = self.get("/metrics")
+        if status != 200:
+            return {}
+        return {(s.name, tuple(sorted(s.labels.items()))): s.value
+                for family in text_string_to_metric_families(body) for s in family.samples}
 
     def stop(self) -> None:
         if self.alive:

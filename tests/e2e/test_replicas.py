@@ -13,7 +13,7 @@ from datetime import UTC, datetime
 import pytest
 from replicas import PREFIX, SCHEDULER, Cluster, scheduler_user_rules, write_table
 
-from redis_server import RedisServer, wait_for
+from redis_server import RedisServer, free_port, wait_for
 
 pytestmark = pytest.mark.e2e
 
@@ -314,6 +314,7 @@ def test_a_leader_after_an_outage_applies_the_catch_up_policy(tmp_path, make_clu
 def test_run_without_redis_url_uses_the_embedded_redis(tmp_path):
     config = write_table(tmp_path, EVERY_SECOND)
     env = {k: v for k, v in os.environ.items() if not k.startswith(("SCHEDULER_", "ECS_"))}
+    env["SCHEDULER_HTTP_PORT"] = str(free_port())  # not the default port, which another run may hold
     log = tmp_path / "embedded.log"
     with log.open("wb") as sink:
         process = subprocess.Popen([str(SCHEDULER), "run", "--config", str(config)], cwd=tmp_path, env=env,

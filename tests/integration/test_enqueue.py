@@ -284,6 +284,50 @@ def test_a_pending_firing_is_accepted_once_even_if_the_tick_is_accepted_again(st
     assert store.client.hlen(store.keys.payload(QUEUE)) == 1
 
 
+# -- what the replies tell the metrics -----------------------------------------------------------
+
+
+def test_an_enqueue_reply_counts_late_firings_and_gives_the_time_it_judged_them_by(store, report):
+    token = take_lease(store, "r1")
+    tick, now = current_tick(store)
+    schedule = report.track.schedule
+    old = tick - timedelta(minutes=5)  # past misfire_grace (60 s)
+    plan = plan_at(schedule, tick, ["acme", "globex", "initech"], [old, tick, FAR_FUTURE])
+    [call] = store.enqueue_calls(token, schedule, report.key, [plan], WATERMARK_TTL)
+
+    before = ms(redis_now(store.client))
+    [reply] = store.send([call])
+    after = ms(redis_now(store.client))
+
+    delivered, pending, duplicates, late, now_ms = reply
+    assert (delivered, pending, duplicates, late) == (2, 1, 0, 1)
+    assert before <= now_ms <= after, "now_ms is the script's own TIME"
+    assert state_module.delivered_at(call, reply) == [ms(old), ms(tick)]
+
+    [again] = store.send([call])
+    assert again[:4] == [0, 0, 3, 0] and before <= again[4], "duplicates: nothing delivered, nothing late"
+
+
+def test_a_dispatch_reply_groups_the_delivered_firings_by_schedule_lateness_and_late(tmp_path, store):
+    table = TABLE + '\n[[schedule]]\nname = "other"\nevery = "1m"\ntenants = "few"\njob = "X"\nqueue = "reports"\n'
+    report, other = track_of(tmp_path, table, "report"), track_of(tmp_path, table, "other")
+    token = take_lease(store, "r1")
+    tick, now = current_tick(store)
+    soon = now + timedelta(milliseconds=200)
+    for state, tenants in ((report, ["acme", "globex"]), (other, ["initech"])):
+        plan = plan_at(state.track.schedule, tick, tenants, [soon] * len(tenants))
+        assert accept(store, token, state.track.schedule, state.key, [plan], tick, WATERMARK_TTL).pending == len(tenants)
+    wait_for(lambda: redis_now(store.client) > soon, timeout=5, message="Redis's clock to pass enqueue_at")
+
+    (reply,) = store.send([store.dispatch_call(token, QUEUE)])
+
+    assert state_module.dispatched(reply) == (3, None)
+    groups = sorted(state_module.dispatched_groups(reply))
+    assert [(schedule, late, firings) for schedule, _, late, firings in groups] == [("other", False, 1),
+                                                                                  ("report", False, 2)]
+    assert groups[0][1] == groups[1][1] >= 0, "moved by one call: one TIME, one enqueue_at, one lateness"
+
+
 # -- watermarks and chunks ----------------------------------------------------------------------
 
 
@@ -412,7 +456,11 @@ def test_catch_up_of_several_ticks_accepts_each_and_leaves_the_watermark_on_the_
     assert len(plan.ticks) == 5
 
     result = accept(store, token, report.track.schedule, report.key, plan.ticks, plan.watermark, WATERMARK_TTL)
-    assert result == Acceptance(delivered=15, pending=0, duplicates=0)
+    assert result == Acceptance(delivered=15, pending=0, duplicates=0, late=result.late)
+    # The three oldest ticks are past misfire_grace (60 s); the one a minute back is too, unless
+    # Redis's clock stood exactly on the current tick. The reply counts what the messages say.
+    assert result.late in (9, 12)
+    assert sum(m["late"] == "true" for m in read_stream(store.client, QUEUE)) == result.late
     assert store.watermark(report.key) == tick
     done = store.client.zrange(store.keys.done(report.key), 0, -1, withscores=True)
     assert [score for _, score in done] == [ms(t.tick) for t in plan.ticks]
@@ -497,7 +545,7 @@ def test_an_old_late_tick_kept_by_the_latest_policy_is_still_deduplicated(tmp_pa
     token = take_lease(store, "r2")
     again = accept(store, token, schedule, state.key, plan.ticks, plan.watermark, WATERMARK_TTL)
 
-    assert first == Acceptance(2, 0, 0)
+    assert first == Acceptance(2, 0, 0, late=2), "both firings are three days late: the reply counts them"
     ids = [m["firing_id"] for m in read_stream(store.client, QUEUE)]
     assert len(ids) == len(set(ids)), f"firings enqueued twice: {sorted(ids)}"
     assert again == Acceptance(0, 0, 2)

@@ -27,7 +27,7 @@ from redis_server import RedisServer, wait_for
 from scheduler.clock.firing import format_instant, format_tick
 from scheduler.errors import RedisUnavailable
 from scheduler.settings import load_settings
-from scheduler.store.state import Keys, dispatched
+from scheduler.store.state import Keys, dispatched, dispatched_groups
 from scheduler.table import load_table
 from scheduler.targets import STREAM_FIELDS, Routes
 from scheduler.targets.senders import RedisSender, firing_message
@@ -170,6 +170,8 @@ def test_a_pending_firing_is_dispatched_in_its_queue_format_and_late_after_its_g
     wait_for(lambda: redis_now(store.client) > soon + timedelta(milliseconds=50), message="the firing to be due")
     (reply,) = store.send([store.dispatch_call(token, "reports")])
     assert dispatched(reply)[0] == 1
+    [(_, lateness, late, firings)] = dispatched_groups(reply)
+    assert (late, firings) == (True, 1) and lateness >= 50, "the reply tells the metrics what it delivered"
     [job] = listed(store.client, "queue:reports")
     assert job["args"] == [expected_message(tick, "acme", "reports", late=True, at=soon)]
 

@@ -148,3 +148,79 @@ def test_noeviction_or_no_memory_limit_is_safe(store, replicas, warnings):
     replica = replicas()
     wait_for(lambda: replica.lease.held, message="r1 to lead")
     assert not any("maxmemory-policy" in line for line in warnings)
+
+
+# -- health, readiness, eligibility, metrics ----------------------------------------------------
+
+
+def sample(replica: Replica, name: str, **labels: str) -> float | None:
+    return replica.metrics.registry.get_sample_value(name, labels)
+
+
+def test_a_leader_is_healthy_and_ready_and_counts_what_it_delivers(store, replicas):
+    replica = replicas()
+    wait_for(lambda: leading(replica), message="r1 to lead")
+    assert replica.health() == (True, {"status": "ok"})
+    ready, body = wait_for(lambda: (answer := replica.readiness())[0] and answer, message="r1 to be ready")
+    assert body == {"status": "ok", "state": "leading", "leader": True, "epoch": replica.lease.epoch, "eligible": True}
+
+    wait_for(lambda: (sample(replica, "scheduler_firings_delivered_total", schedule="beat") or 0) >= 4,
+             message="two ticks of two tenants")
+    assert sample(replica, "scheduler_is_leader") == 1
+    assert sample(replica, "scheduler_lease_epoch") == int(store.holder().partition(":")[0])
+    # Read in one scrape: every delivered firing is in the lateness histogram.
+    families = {family.name: family for family in replica.metrics.registry.collect()}
+    delivered = next(s.value for s in families["scheduler_firings_delivered"].samples if s.labels["schedule"] == "beat")
+    observed = next(s.value for s in families["scheduler_firing_lateness_seconds"].samples
+                    if s.name.endswith("_count") and s.labels["schedule"] == "beat")
+    assert observed == delivered
+    wait_for(lambda: sample(replica, "scheduler_pending_firings", queue="default") is not None,
+             message="the leader's queue gauges")
+    wait_for(lambda: (sample(replica, "scheduler_lease_renewal_seconds_count") or 0) >= 1, message="a renewal")
+
+
+def test_a_replica_that_is_not_eligible_never_leads_but_watches_who_does(store, replicas, warnings):
+    replica = replicas("r1", eligible=False)
+    wait_for(lambda: replica.readiness()[0], message="r1 to be ready")
+    turn = replica.redis_answered
+    wait_for(lambda: replica.redis_answered > turn, message="another lease turn")
+    assert store.holder() is None, "the lease was free all along, and r1 left it"
+    assert replica.readiness() == (True, {"status": "ok", "state": "standing by, not eligible", "leader": False,
+                                          "epoch": 0, "eligible": False})
+    assert any("not eligible to lead (SCHEDULER_ELIGIBLE=false)" in line for line in warnings)
+
+    other = Lease(store, "r2", timedelta(seconds=30))
+    other.acquire()
+    wait_for(lambda: sample(replica, "scheduler_lease_epoch") == other.epoch, message="r1 to see r2 lead")
+    other.release()
+    wait_for(lambda: any("no replica leads, and this one is not eligible" in line for line in warnings),
+             message="r1 to say that nobody leads")
+    assert store.holder() is None
+    assert sample(replica, "scheduler_is_leader") == 0
+
+
+def test_readiness_fails_while_redis_does_not_answer(redis_server, replicas):
+    replica = replicas()
+    wait_for(lambda: replica.readiness()[0], message="r1 to be ready")
+    redis_server.pause()
+    try:
+        ready, body = wait_for(lambda: (answer := replica.readiness()) and not answer[0] and answer, timeout=15,
+                               message="r1 not ready")
+        assert body["status"] == "unavailable" and body["reason"].startswith("Redis has not answered for ")
+    finally:
+        redis_server.resume()
+    wait_for(lambda: replica.readiness()[0], timeout=30, message="r1 ready again")
+
+
+def test_health_fails_with_a_reason_while_the_work_loop_is_stuck(replicas, monkeypatch):
+    release = threading.Event()
+    replica = replicas()
+    monkeypatch.setattr(replica.worker, "_wait", lambda seconds: release.wait(30))
+    replica.worker.wake.set()
+    try:
+        healthy, body = wait_for(lambda: (answer := replica.health()) and not answer[0] and answer,
+                                 message="the work loop to stall")
+        assert body["status"] == "stalled"
+        assert body["reason"].startswith("the work loop has made no progress for ")
+    finally:
+        release.set()

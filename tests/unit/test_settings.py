@@ -29,6 +29,9 @@ def test_defaults():
     assert settings.reload_interval == timedelta(seconds=2)
     assert settings.key_prefix == "{scheduler}"
     assert settings.redis_url is None
+    assert (settings.http_host, settings.http_port) == ("127.0.0.1", 9108), "loopback unless configured"
+    assert settings.eligible is True
+    assert settings.ecs_task_protection is False
 
 
 @pytest.mark.parametrize(
@@ -44,6 +47,11 @@ def test_defaults():
         pytest.param("SCHEDULER_KEY_PREFIX", "app:{jobs}", "key_prefix", "app:{jobs}", id="key-prefix-with-hash-tag"),
         pytest.param("SCHEDULER_REPLICA_ID", "replica-a", "replica_id", "replica-a", id="replica-id"),
         pytest.param("SCHEDULER_LOG_JSON", "true", "log_json", True, id="log-json"),
+        pytest.param("SCHEDULER_HTTP_HOST", "0.0.0.0", "http_host", "0.0.0.0", id="http-host"),
+        pytest.param("SCHEDULER_HTTP_PORT", "9200", "http_port", 9200, id="http-port"),
+        pytest.param("SCHEDULER_HTTP_PORT", "0", "http_port", 0, id="http-port-off"),
+        pytest.param("SCHEDULER_ELIGIBLE", "false", "eligible", False, id="not-eligible"),
+        pytest.param("SCHEDULER_ECS_TASK_PROTECTION", "true", "ecs_task_protection", True, id="ecs-task-protection"),
     ],
 )
 def test_environment_overrides(monkeypatch, variable, value, field, expected):
@@ -71,6 +79,9 @@ def test_redis_url_is_a_secret(monkeypatch):
         pytest.param("SCHEDULER_KEY_PREFIX", "{a}{b}", "exactly one {hash tag}", id="key-prefix-two-hash-tags"),
         pytest.param("SCHEDULER_KEY_PREFIX", "}a{", "exactly one {hash tag}", id="key-prefix-reversed-braces"),
         pytest.param("SCHEDULER_LOG_JSON", "maybe", "valid boolean", id="log-json-not-a-boolean"),
+        pytest.param("SCHEDULER_HTTP_PORT", "65536", "less than or equal to 65535", id="http-port-too-high"),
+        pytest.param("SCHEDULER_HTTP_PORT", "-1", "greater than or equal to 0", id="http-port-negative"),
+        pytest.param("SCHEDULER_ELIGIBLE", "sometimes", "valid boolean", id="eligible-not-a-boolean"),
     ],
 )
 def test_a_bad_value_names_its_variable(monkeypatch, variable, value, reason):

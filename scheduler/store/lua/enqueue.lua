@@ -21,21 +21,24 @@
 -- ARGV[10] the target's kind; ARGV[11] its options (JSON); ARGV[12] misfire_grace in ms
 -- ARGV[13..] the firings, three values each: tenant, enqueue_at in ms, enqueue_at as ISO 8601
 --
--- Returns {delivered, pending, duplicates}, or -1 when the caller no longer holds the lease.
--- Due means enqueue_at <= Redis's own clock (TIME), the one clock every replica shares; a firing
--- delivered more than misfire_grace after its enqueue_at is marked late, on that clock too.
+-- Returns {delivered, pending, duplicates, late, now_ms}, or -1 when the caller no longer holds the
+-- lease. late counts the delivered firings marked late; now_ms is the TIME every firing of this call
+-- was judged by, so the caller knows each delivered firing's lateness (now_ms - its enqueue_at)
+-- without a reply per firing: a firing whose enqueue_at <= now_ms that is not a duplicate was
+-- delivered. Due means enqueue_at <= Redis's own clock (TIME), the one clock every replica shares;
+-- a firing delivered more than misfire_grace after its enqueue_at is marked late, on that clock too.
 if redis.call('GET', KEYS[1]) ~= ARGV[1] then
     return -1
 end
-local firings = (#ARGV - 12) / 3
-if redis.call('ZSCORE', KEYS[3], ARGV[3]) then
-    return {0, 0, firings}
-end
-if firings == 0 then
-    return {0, 0, 0}
-end
 local now = redis.call('TIME')
 local now_ms = tonumber(now[1]) * 1000 + math.floor(tonumber(now[2]) / 1000)
+local firings = (#ARGV - 12) / 3
+if redis.call('ZSCORE', KEYS[3], ARGV[3]) then
+    return {0, 0, firings, 0, now_ms}
+end
+if firings == 0 then
+    return {0, 0, 0, 0, now_ms}
+end
 local target_keys = {}
 for i = 7, #KEYS do
     target_keys[#target_keys + 1] = KEYS[i]
@@ -46,7 +49,7 @@ for i = 13, #ARGV, 3 do
     tenants[#tenants + 1] = ARGV[i]
 end
 local known = redis.call('SMISMEMBER', KEYS[2], unpack(tenants))
-local delivered, pending, duplicates = 0, 0, 0
+local delivered, pending, duplicates, late = 0, 0, 0, 0
 local here = {}
 for n, tenant in ipairs(tenants) do
     if known[n] == 1 or here[tenant] then
@@ -64,6 +67,9 @@ for n, tenant in ipairs(tenants) do
             message.late = now_ms - at_ms > grace
             deliver(kind, target_keys, message, options, now)
             delivered = delivered + 1
+            if message.late then
+                late = late + 1
+            end
         else
             message.at, message.grace = at_ms, grace
             redis.call('HSET', KEYS[5], message.firing_id, cjson.encode(message))
@@ -79,4 +85,4 @@ end
 if pending > 0 then
     redis.call('SADD', KEYS[6], ARGV[5])
 end
-return {delivered, pending, duplicates}
+return {delivered, pending, duplicates, late, now_ms}
