@@ -278,7 +278,7 @@ class _Collector:
             "scheduler_firings_deduplicated", "Firings found already accepted (a retried or re-planned tick).",
             labels=["schedule"])
         skipped = CounterMetricFamily(
-            "scheduler_firings_skipped", "Firings not sent on purpose, by reason (catchup: the catch-up policy).",
+            "scheduler_firings_skipped", "Firings not sent on purpose, by reason (catchup: the catch-up policy; paused: scheduler pause).",
             labels=["schedule", "reason"])
         late = CounterMetricFamily(
             "scheduler_firings_late", "Firings delivered more than misfire_grace after their enqueue_at.",

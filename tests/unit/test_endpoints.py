@@ -9,25 +9,12 @@ import urllib.request
 from wsgiref.util import setup_testing_defaults
 
 import pytest
+from probes import Probes
 
 from scheduler.metrics import Metrics
 from scheduler.replica.endpoints import EndpointsUnavailable, HttpServer, make_app
 
 DIRECT = urllib.request.build_opener(urllib.request.ProxyHandler({}))
-
-
-class Probes:
-    def __init__(self) -> None:
-        self.healthy = (True, {"status": "ok"})
-        self.ready = (True, {"status": "ok", "state": "leading", "leader": True, "epoch": 7})
-
-    def healthz(self):
-        return self.healthy
-
-    def readyz(self):
-        if isinstance(self.ready, Exception):
-            raise self.ready
-        return self.ready
 
 
 def call(app, path: str, method: str = "GET") -> tuple[str, dict[str, str], bytes]:

@@ -6,22 +6,11 @@ import os
 import socket
 
 import pytest
+from probes import Probes
 
 from scheduler.cli.main import main
 from scheduler.metrics import Metrics
 from scheduler.replica.endpoints import HttpServer, make_app
-
-
-class Probes:
-    def __init__(self) -> None:
-        self.healthy = (True, {"status": "ok"})
-        self.ready = (True, {"status": "ok", "state": "leading", "leader": True, "epoch": 7})
-
-    def healthz(self):
-        return self.healthy
-
-    def readyz(self):
-        return self.ready
 
 
 @pytest.fixture
