@@ -207,7 +207,12 @@ def history(args: argparse.Namespace) -> int:
 
 def _history_row(line: Line, tenant: str | None) -> list[str]:
     fields = line.fields
-    tick = fields.get("tick") or f"{fields.get('from')} .. {fields.get('until')} ({fields.get('ticks')} ticks)"
+    if "tick" in fields:
+        tick = fields["tick"]
+    elif "from" in fields:
+        tick = f"{fields['from']} .. {fields['until']} ({fields['ticks']} ticks)"
+    else:
+        tick = "-"  # a line about the schedule, not a tick (started)
     if "track" in fields:
         tick += f" [{fields['track']}]"
     outcome = line.for_tenant(tenant) if tenant else fields.get("outcome", "")

@@ -47,3 +47,14 @@ def test_one_tenants_view_keeps_tick_wide_lines_and_its_own():
     assert Line(TICK, {"outcome": "fired"}).concerns("acme")
     assert Line(TICK, {"outcome": "triggered", "tenant": "acme"}).concerns("acme")
     assert not Line(TICK, {"outcome": "triggered", "tenant": "globex"}).concerns("acme")
+
+
+def test_history_shows_a_tick_a_range_or_a_dash_for_a_line_about_no_tick():
+    from scheduler.cli.operate import _history_row
+
+    started = Line(TICK, fields(Decision("started", reason="first seen").line("beat", "beat", None, 1)))
+    assert _history_row(started, None)[1:3] == ["-", "started"]
+    span = Line(TICK, fields(Decision("paused", span=(TICK, TICK.replace(hour=5), 3)).line("beat", "beat", None, 1)))
+    assert _history_row(span, None)[1] == "2026-11-24T03:00:00Z .. 2026-11-24T05:00:00Z (3 ticks)"
+    tick = Line(TICK, fields(Decision().line("beat", "beat", TICK, 1, fired=2)))
+    assert _history_row(tick, None)[1:4] == ["2026-11-24T03:00:00Z", "fired", "fired 2"]
