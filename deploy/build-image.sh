@@ -234,7 +234,10 @@ until [ "$(rcli ping 2>/dev/null)" = PONG ]; do
     [ $SECONDS -lt $deadline ] || die "redis-server did not answer on port $port"
     sleep 0.1
 done
-run_env=("SCHEDULER_REDIS_URL=redis://127.0.0.1:$port/0" SCHEDULER_LOG_JSON=true)
+# The replicas share the host's network: their HTTP endpoints get a free port, not the default 9108,
+# which something else on this host may hold.
+http_port=$(python3 -c 'import socket; s = socket.socket(); s.bind(("127.0.0.1", 0)); print(s.getsockname()[1])')
+run_env=("SCHEDULER_REDIS_URL=redis://127.0.0.1:$port/0" SCHEDULER_LOG_JSON=true "SCHEDULER_HTTP_PORT=$http_port")
 
 # Poll until the command given succeeds, or fail at the deadline ($1 seconds).
 wait_until() {

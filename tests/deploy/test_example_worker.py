@@ -12,7 +12,7 @@ from pathlib import Path
 
 import pytest
 
-from redis_server import wait_for
+from redis_server import free_port, wait_for
 from scheduler.targets import STREAM_FIELDS
 
 WORKER = Path(__file__).resolve().parents[2] / "deploy" / "example_worker.py"
@@ -69,7 +69,8 @@ def test_it_handles_a_firing_with_the_streams_exact_fields_once_and_removes_it(r
 def test_it_prints_what_a_real_replica_enqueues(redis_server, redis_client, tmp_path):
     (tmp_path / "schedules.toml").write_text('[[schedule]]\nname = "tick"\nevery = "1s"\njob = "Tick"\n')
     env = {k: v for k, v in os.environ.items() if not k.startswith("SCHEDULER_")}
-    env.update(SCHEDULER_REDIS_URL=redis_server.url, SCHEDULER_REPLICA_ID="compose-like", SCHEDULER_LOG_JSON="true")
+    env.update(SCHEDULER_REDIS_URL=redis_server.url, SCHEDULER_REPLICA_ID="compose-like", SCHEDULER_LOG_JSON="true",
+               SCHEDULER_HTTP_PORT=str(free_port()))  # not the default 9108: the host may hold it
     with (tmp_path / "replica.log").open("wb") as log:
         replica = subprocess.Popen([str(SCHEDULER), "run", "--config", str(tmp_path / "schedules.toml")],
                                    cwd=tmp_path, env=env, stdout=log, stderr=log)

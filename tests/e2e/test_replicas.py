@@ -337,6 +337,7 @@ def test_run_refuses_the_embedded_redis_on_ecs(tmp_path):
     config = write_table(tmp_path, EVERY_SECOND)
     env = {k: v for k, v in os.environ.items() if not k.startswith("SCHEDULER_")}
     env["ECS_CONTAINER_METADATA_URI_V4"] = "http://169.254.170.2/v4/abc"
+    env["SCHEDULER_HTTP_PORT"] = str(free_port())  # not the default 9108: the host may hold it
     result = subprocess.run([str(SCHEDULER), "run", "--config", str(config)], cwd=tmp_path, env=env,
                             capture_output=True, text=True, timeout=30)
     assert result.returncode == 1
