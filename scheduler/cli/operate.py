@@ -15,7 +15,6 @@ from __future__ import annotations
 import argparse
 import json
 import sys
-from datetime import datetime
 from pathlib import Path
 from typing import Any
 
@@ -25,12 +24,12 @@ from scheduler.clock.cadence import next_tick
 from scheduler.clock.firing import format_instant, format_tick
 from scheduler.errors import SchedulerError
 from scheduler.replica.embedded import STATE_DIRECTORY
-from scheduler.replica.requests import RESULT_KEPT, request_instant
+from scheduler.replica.requests import RESULT_KEPT
 from scheduler.settings import load_settings
 from scheduler.store.connection import connect
 from scheduler.store.control import Control, paused_field
 from scheduler.store.ledger import Line
-from scheduler.store.state import Keys, Store
+from scheduler.store.state import Keys, Store, entry_instant, ms_of
 from scheduler.replica.tracks import build_tracks
 from scheduler.table import InlineTenants, Table, load_table
 
@@ -147,7 +146,7 @@ def _ask(args: argparse.Namespace, control: Control, kind: str, **fields: str) -
               f"and is carried out when a leader takes it (its result is kept {RESULT_KEPT.days} day)",
               file=sys.stderr)
         return EXIT_NO_LEADER
-    data = {"request": request_id, "requested_at": format_instant(request_instant(request_id)), **result}
+    data = {"request": request_id, "requested_at": format_instant(entry_instant(request_id)), **result}
     if result.get("status") != "done":
         if args.json:
             print(json.dumps(data, indent=2))
@@ -175,12 +174,8 @@ def backfill(args: argparse.Namespace) -> int:
     start, until = parse_instant("--from", args.start), parse_instant("--until", args.until)
     if until < start:
         raise CommandError(f"--until {args.until!r}: must not be before --from {args.start!r}")
-    fields = {"from": str(_ms(start)), "until": str(_ms(until))} | ({"tenant": args.tenant} if args.tenant else {})
+    fields = {"from": str(ms_of(start)), "until": str(ms_of(until))} | ({"tenant": args.tenant} if args.tenant else {})
     return _ask(args, _control(args.config), "backfill", **fields)
-
-
-def _ms(instant: datetime) -> int:
-    return int(instant.timestamp() * 1000)
 
 
 # -- history ------------------------------------------------------------------------------------

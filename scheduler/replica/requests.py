@@ -22,14 +22,14 @@ from typing import TYPE_CHECKING
 
 from loguru import logger
 
-from scheduler.clock.cadence import EPOCH, ticks_between
+from scheduler.clock.cadence import ticks_between
 from scheduler.clock.firing import format_instant
 from scheduler.clock.planner import Fanout, TickPlan, ticks_in
 from scheduler.errors import RedisUnavailable
 from scheduler.replica.tracks import TrackState
 from scheduler.store.delivery import Delivery
 from scheduler.store.ledger import Decision
-from scheduler.store.state import CHUNK, DEDUP_MARGIN, Acceptance, token_parts
+from scheduler.store.state import CHUNK, DEDUP_MARGIN, Acceptance, entry_instant, instant_of, token_parts
 from scheduler.table import NO_TENANT, RedisSetTenants, Schedule
 
 if TYPE_CHECKING:
@@ -43,11 +43,6 @@ _EPSILON = timedelta(microseconds=1)
 
 class Refused(Exception):
     """The request cannot be carried out; the reason is its answer."""
-
-
-def request_instant(request_id: str) -> datetime:
-    """When a request was made, by Redis's clock: the first part of its stream entry id."""
-    return EPOCH + timedelta(milliseconds=int(request_id.split("-")[0]))
 
 
 def carry_out_requests(worker: Worker, token: str) -> set[str]:
@@ -127,7 +122,7 @@ def _check_tenant(schedule: Schedule, tenant: str | None, found: bool) -> None:
 
 def _trigger(worker: Worker, token: str, request_id: str, schedule: Schedule,
              tenant: str | None) -> tuple[dict[str, str], list[str]]:
-    instant = request_instant(request_id)
+    instant = entry_instant(request_id)
     calls = []
     for state in _states(worker, schedule):
         for batch in _tenants(worker, state, tenant):
@@ -151,7 +146,7 @@ def _trigger(worker: Worker, token: str, request_id: str, schedule: Schedule,
 def _backfill(worker: Worker, token: str, request_id: str, schedule: Schedule, fields: dict[str, str],
               pending: set[str]) -> tuple[dict[str, str], list[str]]:
     try:
-        start, end = (EPOCH + timedelta(milliseconds=int(fields[name])) for name in ("from", "until"))
+        start, end = (instant_of(int(fields[name])) for name in ("from", "until"))
     except (KeyError, ValueError):
         raise Refused("malformed backfill request: it needs 'from' and 'until' in ms since the epoch") from None
     tenant = fields.get("tenant") or None

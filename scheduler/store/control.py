@@ -10,13 +10,12 @@ from __future__ import annotations
 import json
 import time
 from dataclasses import dataclass
-from datetime import datetime, timedelta
+from datetime import datetime
 from typing import Any
 
-from scheduler.clock.cadence import EPOCH
 from scheduler.clock.firing import format_instant
 from scheduler.store.ledger import Line
-from scheduler.store.state import Store, token_parts
+from scheduler.store.state import Store, entry_instant, ms_of, pause_marks, token_parts
 
 PENDING_COUNTED = 10_000  # pending firings of a queue counted by schedule, at most
 
@@ -60,7 +59,7 @@ class Control:
         """``schedule`` or ``schedule/tenant`` -> since when."""
         with self.store.errors("reading pauses"):
             marks = self.client.hgetall(self.keys.paused)
-        return {field.decode(): json.loads(value).get("since", "") for field, value in marks.items()}
+        return pause_marks(marks)
 
     # -- requests -------------------------------------------------------------------------------
 
@@ -86,11 +85,10 @@ class Control:
 
     def history(self, schedule: str, count: int, since: datetime | None = None) -> list[Line]:
         """The schedule's last ``count`` ledger lines (after ``since``), oldest first."""
-        low = f"{int((since - EPOCH).total_seconds() * 1000)}" if since else "-"
+        low = str(ms_of(since)) if since else "-"
         with self.store.errors("reading the ledger"):
             entries = self.client.xrevrange(self.keys.history(schedule), "+", low, count=count)
-        return [Line(EPOCH + timedelta(milliseconds=int(entry.split(b"-")[0])),
-                     {key.decode(): value.decode() for key, value in fields.items()})
+        return [Line(entry_instant(entry), {key.decode(): value.decode() for key, value in fields.items()})
                 for entry, fields in reversed(entries)]
 
     # -- status ---------------------------------------------------------------------------------
@@ -119,7 +117,7 @@ class Control:
         pipe.hgetall(self.keys.replica_info)
         with self.store.errors("reading replicas"):
             seen, info = pipe.execute()
-        now_ms = (now - EPOCH).total_seconds() * 1000
+        now_ms = ms_of(now)
         found = []
         for replica, heard in seen:
             report = json.loads(info.get(replica, b"{}"))
@@ -144,7 +142,7 @@ class Control:
             for firing_id in ids:
                 name = firing_id.decode().partition("/")[0]
                 by_schedule[name] = by_schedule.get(name, 0) + 1
-            oldest = (EPOCH + timedelta(milliseconds=int(first[0][0].split(b"-")[0]))) if first else None
+            oldest = entry_instant(first[0][0]) if first else None
             views.append({"queue": queue, "pending": int(total), "pending_by_schedule": by_schedule,
                           "pending_counted_all": int(total) <= PENDING_COUNTED, "outbox": int(outbox),
                           "outbox_oldest": format_instant(oldest) if oldest else None})

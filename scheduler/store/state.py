@@ -34,21 +34,38 @@ ROUND_TRIP_CALLS = 1_000  # script calls in one round trip, at most (many small 
 DEDUP_MARGIN = timedelta(hours=24)  # finished ticks are remembered for the catch-up window and this
 
 
-def _ms(instant: datetime) -> int:
+def ms_of(instant: datetime) -> int:
+    """An instant as whole milliseconds since the Unix epoch, as Redis's keys and scripts hold it."""
     return int(instant.timestamp() * 1000)
 
 
 NEVER = datetime.max.replace(tzinfo=UTC)
 
 
-def _instant(ms: int) -> datetime:
+def instant_of(ms: int) -> datetime:
+    """Milliseconds since the Unix epoch as an instant (UTC)."""
     return datetime.fromtimestamp(ms / 1000, UTC)
+
+
+def entry_instant(entry_id: bytes | str) -> datetime:
+    """When a stream entry was added, by Redis's clock: the first part of its id, in ms."""
+    text = entry_id.decode() if isinstance(entry_id, bytes) else entry_id
+    return instant_of(int(text.partition("-")[0]))
+
+
+def pause_marks(marks: Mapping[bytes, bytes]) -> dict[str, str]:
+    """``{scheduler}:paused`` as read: ``schedule`` or ``schedule/tenant`` -> since when."""
+    return {field.decode(): json.loads(value).get("since", "") for field, value in marks.items()}
+
+
+def _watermarks(values: Sequence[bytes | None]) -> list[datetime | None]:
+    return [instant_of(int(value)) if value else None for value in values]
 
 
 def dispatched(reply: Sequence[Any]) -> tuple[int, datetime | None]:
     """A dispatch call's reply as (firings moved, the next pending enqueue_at or None)."""
     moved, upcoming = reply[0], reply[1]
-    return int(moved), (_instant(upcoming) if upcoming >= 0 else None)
+    return int(moved), (instant_of(upcoming) if upcoming >= 0 else None)
 
 
 def dispatched_groups(reply: Sequence[Any]) -> Iterator[tuple[str, int, bool, int]]:
@@ -271,18 +288,18 @@ class Store:
             return []
         with self.errors("reading watermarks"):
             values = self.client.mget([self.keys.watermark(track) for track in tracks])
-        return [_instant(int(value)) if value else None for value in values]
+        return _watermarks(values)
 
     def pass_state(self, tracks: Sequence[str]) -> tuple[list[datetime | None], dict[str, str]]:
         """What a pass starts from, in one round trip: each track's watermark, and what is paused
         (``schedule`` or ``schedule/tenant`` -> since when)."""
         pipe = self.client.pipeline(transaction=False)
-        pipe.mget([self.keys.watermark(track) for track in tracks] or [self.keys.watermark("")])
+        if tracks:
+            pipe.mget([self.keys.watermark(track) for track in tracks])
         pipe.hgetall(self.keys.paused)
         with self.errors("reading watermarks"):
-            values, paused = pipe.execute()
-        return ([_instant(int(value)) if value else None for value in values][: len(tracks)],
-                {field.decode(): json.loads(value).get("since", "") for field, value in paused.items()})
+            *values, marks = pipe.execute()
+        return _watermarks(values[0] if values else []), pause_marks(marks)
 
     def enqueue_calls(
         self, token: str, schedule: Schedule, track: str, ticks: Sequence[TickPlan], dedup_ttl: timedelta
@@ -296,7 +313,7 @@ class Store:
             if not plan.firings:
                 continue
             stamps: dict[datetime, tuple[int, str]] = {}  # enqueue_at in ms and ISO; without jitter, one
-            tick_ms = _ms(plan.tick)
+            tick_ms = ms_of(plan.tick)
             keys = [self.keys.lease, self.keys.seen(track, tick_ms), self.keys.done(track),
                     self.keys.pending(queue), self.keys.payload(queue), self.keys.queues, *target.keys]
             common = [token, epoch, tick_ms, ttl, queue, schedule.name, format_tick(plan.tick), schedule.job,
@@ -307,7 +324,7 @@ class Store:
                 for firing in chunk:
                     stamp = stamps.get(firing.enqueue_at)
                     if stamp is None:
-                        stamp = stamps[firing.enqueue_at] = (_ms(firing.enqueue_at), format_instant(firing.enqueue_at))
+                        stamp = stamps[firing.enqueue_at] = (ms_of(firing.enqueue_at), format_instant(firing.enqueue_at))
                     args += (firing.tenant, *stamp)
                 yield Call(self._enqueue, keys, args, track, plan.tick, len(chunk), chunk, stamps)
 
@@ -317,10 +334,10 @@ class Store:
     ) -> Call:
         """The call that records ``tick`` done (None: none), moves the watermark up to ``watermark``
         and writes ``line`` (fields and values) to the schedule's ledger."""
-        tick_ms = _ms(tick) if tick is not None else "-"
+        tick_ms = ms_of(tick) if tick is not None else "-"
         keys = [self.keys.lease, self.keys.seen(track, tick_ms), self.keys.done(track), self.keys.watermark(track),
                 self.keys.history(schedule)]
-        args: list[str | int] = [token, "" if tick is None else tick_ms, _ms(watermark), _whole_ms(ttl),
+        args: list[str | int] = [token, "" if tick is None else tick_ms, ms_of(watermark), _whole_ms(ttl),
                                  _whole_ms(remember), *self._ledger_limits(), *line]
         return Call(self._finish, keys, args, track, tick)
 
@@ -485,7 +502,7 @@ class Store:
         pipe.xrange(self.keys.outbox(queue), count=1)
         with self.errors("reading an outbox's backlog"):
             length, first = pipe.execute()
-        oldest = _instant(int(first[0][0].split(b"-")[0])) if first else None
+        oldest = entry_instant(first[0][0]) if first else None
         return int(length), oldest
 
     def publish_table(self, token: str, fingerprint: str, path: str, now: datetime) -> None:
