@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import difflib
 import hashlib
 import json
 import re
@@ -31,6 +30,7 @@ from scheduler.table._model import (
     TenantSource,
     resolve_queue,
 )
+from scheduler.table._words import Counter, Report, string, suggest, toml_type
 
 SCHEDULE_FIELDS = (
     "name", "cron", "every", "timezone", "tenants", "job", "args", "queue",
@@ -50,8 +50,6 @@ MAX_ID_LENGTH = 256
 TENANT_ZONE = "tenant"
 # A fixed reference instant for the jitter-versus-interval check, so validation never reads a clock.
 _REFERENCE = datetime(2026, 1, 1, tzinfo=UTC)
-
-Report = Callable[[str, str], None]  # (field, message)
 
 
 def load_table(path: Path | str) -> Table:
@@ -87,7 +85,7 @@ class _Loader:
     def load(self, document: dict[str, Any]) -> Table:
         for key in document:
             if key not in TOP_LEVEL:
-                self.report(key, 0, "", None, f"unknown table [{key}]{_suggest(key, TOP_LEVEL)}")
+                self.report(key, 0, "", None, f"unknown table [{key}]{suggest(key, TOP_LEVEL)}")
         tenant_sets = self._tenant_sets(document.get("tenants", {}))
         defaults = self._defaults(document.get("defaults", {}), tenant_sets)
         queues = self._queues(document.get("queues", {}))
@@ -127,7 +125,7 @@ class _Loader:
             elif not isinstance(options, dict):
                 report(None, f"[queues.{name}] must be a table")
             else:
-                spec = _queue_spec(name, options, _Counter(report))
+                spec = _queue_spec(name, options, Counter(report))
                 if spec is not None:
                     queues[name] = spec
         return queues
@@ -249,7 +247,7 @@ def _build_schedule(
     tenant_sets: dict[str, TenantSource],
     report: Callable[..., None],
 ) -> Schedule | None:
-    before = _Counter(report)
+    before = Counter(report)
     name = entry.get("name")
     if name is None:
         before("name", "name is required")
@@ -300,11 +298,11 @@ def _build_schedule(
     )
 
 
-def _queue_spec(name: str, options: dict[str, Any], report: _Counter) -> QueueSpec | None:
+def _queue_spec(name: str, options: dict[str, Any], report: Counter) -> QueueSpec | None:
     try:
         kind = QueueType(options.get("type", QueueType.REDIS_STREAM.value))
     except ValueError:
-        shown = options["type"] if isinstance(options["type"], str) else _toml_type(options["type"])
+        shown = options["type"] if isinstance(options["type"], str) else toml_type(options["type"])
         kinds = ", ".join(repr(kind.value) for kind in QueueType)
         report("type", f"type {shown!r}: must be one of {kinds}")
         return None
@@ -315,7 +313,7 @@ def _queue_spec(name: str, options: dict[str, Any], report: _Counter) -> QueueSp
             continue
         if key not in allowed:
             others = [other.value for other, keys in QUEUE_OPTIONS.items() if key in keys]
-            hint = f" (an option of {', '.join(others)})" if others else _suggest(key, allowed)
+            hint = f" (an option of {', '.join(others)})" if others else suggest(key, allowed)
             report(key, f"unknown option {key!r} for a {kind.value} queue{hint}; it takes: {', '.join(allowed)}")
             continue
         try:
@@ -365,14 +363,14 @@ def _sqs_region(url: str) -> str | None:
 
 
 def _parse_worker_name(value: Any) -> str:
-    text = _string(value)
+    text = string(value)
     if not text or not text.isprintable() or any(ch.isspace() for ch in text):
         raise ValueError("must be a non-empty name without whitespace")
     return text
 
 
 def _parse_redis_url(value: Any) -> str:
-    text = _string(value)
+    text = string(value)
     try:
         parts = urlsplit(text)
         parts.port  # noqa: B018 - raises ValueError on a bad port
@@ -387,7 +385,7 @@ def _parse_redis_url(value: Any) -> str:
 
 
 def _parse_env_name(value: Any) -> str:
-    text = _string(value)
+    text = string(value)
     if not _ENV_NAME.fullmatch(text):
         raise ValueError("must be the name of an environment variable")
     return text
@@ -395,7 +393,7 @@ def _parse_env_name(value: Any) -> str:
 
 def _parse_bool(value: Any) -> bool:
     if not isinstance(value, bool):
-        raise ValueError(f"must be true or false, not {_toml_type(value)}")
+        raise ValueError(f"must be true or false, not {toml_type(value)}")
     return value
 
 
@@ -408,7 +406,7 @@ def _parse_retry(value: Any) -> bool | int:
 
 
 def _parse_endpoint(value: Any) -> str:
-    text = _string(value)
+    text = string(value)
     parts = urlsplit(text)
     if parts.scheme not in ("https", "http") or not parts.hostname or parts.path.strip("/"):
         raise ValueError("must be a URL with no path, like https://vpce-0123.sqs.ap-northeast-1.vpce.amazonaws.com")
@@ -416,7 +414,7 @@ def _parse_endpoint(value: Any) -> str:
 
 
 def _parse_sqs_url(value: Any) -> str:
-    text = _string(value)
+    text = string(value)
     parts = urlsplit(text)
     segments = [segment for segment in parts.path.split("/") if segment]
     if parts.scheme not in ("https", "http") or not parts.hostname or len(segments) != 2:
@@ -448,18 +446,6 @@ def _zones_of(zone: Any, tenants: Any, defaults: dict[str, Any]) -> set[ZoneInfo
     return zones
 
 
-class _Counter:
-    """A report function that also counts what it reported."""
-
-    def __init__(self, report: Callable[..., None]) -> None:
-        self.report = report
-        self.count = 0
-
-    def __call__(self, key: str | None, message: str) -> None:
-        self.count += 1
-        self.report(key, message)
-
-
 def _parse_fields(
     raw: dict[str, Any], report: Report, tenant_sets: dict[str, TenantSource] | None = None
 ) -> dict[str, Any]:
@@ -468,7 +454,7 @@ def _parse_fields(
     for key, value in raw.items():
         parser = _FIELD_PARSERS.get(key)
         if parser is None:
-            report(key, f"unknown field {key!r}{_suggest(key, SCHEDULE_FIELDS)}")
+            report(key, f"unknown field {key!r}{suggest(key, SCHEDULE_FIELDS)}")
             continue
         try:
             if key == "tenants":
@@ -481,21 +467,15 @@ def _parse_fields(
     return parsed
 
 
-def _string(value: Any) -> str:
-    if not isinstance(value, str):
-        raise ValueError(f"must be a string, not {_toml_type(value)}")
-    return value
-
-
 def _parse_cron(value: Any) -> Cron:
-    reason = check_cron(_string(value))
+    reason = check_cron(string(value))
     if reason:
         raise ValueError(reason)
     return Cron(" ".join(value.split()))
 
 
 def _parse_every(value: Any) -> Every:
-    period = parse_duration(_string(value))
+    period = parse_duration(string(value))
     if period % timedelta(seconds=1):
         # Ticks appear in firing ids to the second; two ticks in one second would share an id.
         raise ValueError("must be a whole number of seconds (ticks are named to the second)")
@@ -503,11 +483,11 @@ def _parse_every(value: Any) -> Every:
 
 
 def _parse_duration(value: Any) -> timedelta:
-    return parse_duration(_string(value))
+    return parse_duration(string(value))
 
 
 def _parse_zone(value: Any) -> ZoneInfo | str:
-    text = _string(value)
+    text = string(value)
     if text == TENANT_ZONE:
         return TENANT_ZONE
     return parse_zone(text)
@@ -520,18 +500,18 @@ def parse_zone(text: str) -> ZoneInfo:
             return ZoneInfo(text)
     except (ZoneInfoNotFoundError, ValueError):
         pass
-    raise ValueError(f"is not an IANA time zone name{_suggest(text, sorted(available_timezones()))}")
+    raise ValueError(f"is not an IANA time zone name{suggest(text, sorted(available_timezones()))}")
 
 
 def _parse_job(value: Any) -> str:
-    text = _string(value)
+    text = string(value)
     if not text.strip():
         raise ValueError("must name what the worker runs")
     return text
 
 
 def _parse_queue(value: Any) -> str:
-    text = _string(value)
+    text = string(value)
     reason = unsafe_name(text)
     if reason:
         raise ValueError(reason)
@@ -540,7 +520,7 @@ def _parse_queue(value: Any) -> str:
 
 def _parse_args(value: Any) -> dict[str, Any]:
     if not isinstance(value, dict):
-        raise ValueError(f"must be a table, not {_toml_type(value)}")
+        raise ValueError(f"must be a table, not {toml_type(value)}")
     try:
         json.dumps(value)
     except TypeError:
@@ -549,7 +529,7 @@ def _parse_args(value: Any) -> dict[str, Any]:
 
 
 def _parse_catchup(value: Any) -> CatchUp:
-    text = _string(value)
+    text = string(value)
     try:
         return CatchUp(text)
     except ValueError:
@@ -613,14 +593,14 @@ def _tenant(value: Any) -> Tenant:
     else:
         tenant_id, zone_name = value, None
     if not isinstance(tenant_id, str):
-        raise ValueError(f"tenant id must be a string, not {_toml_type(tenant_id)}")
+        raise ValueError(f"tenant id must be a string, not {toml_type(tenant_id)}")
     reason = unsafe_name(tenant_id)
     if reason:
         raise ValueError(f"tenant id {tenant_id!r}: {reason}")
     if zone_name is None:
         return Tenant(tenant_id)
     try:
-        return Tenant(tenant_id, parse_zone(_string(zone_name)))
+        return Tenant(tenant_id, parse_zone(string(zone_name)))
     except ValueError as error:
         raise ValueError(f"tenant {tenant_id!r}: timezone {zone_name!r}: {error}") from None
 
@@ -660,13 +640,3 @@ def all_safe(names: list[str]) -> bool:
         and joined.isprintable()
         and not any(separator in joined for separator in _SEPARATORS)
     )
-
-
-def _suggest(word: str, choices: Any) -> str:
-    close = difflib.get_close_matches(word, list(choices), n=1)
-    return f" (did you mean {close[0]!r}?)" if close else ""
-
-
-def _toml_type(value: Any) -> str:
-    names = {bool: "a boolean", int: "an integer", float: "a number", str: "a string", list: "an array", dict: "a table"}
-    return names.get(type(value), type(value).__name__)
