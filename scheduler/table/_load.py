@@ -10,7 +10,7 @@ from collections.abc import Callable
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
-from zoneinfo import ZoneInfo, ZoneInfoNotFoundError, available_timezones
+from zoneinfo import ZoneInfo
 
 from scheduler.clock.cadence import Cadence, Cron, Every, check_cron, shortest_interval
 from scheduler.durations import format_duration, parse_duration
@@ -21,22 +21,20 @@ from scheduler.table._model import (
     CatchUp,
     InlineTenants,
     QueueSpec,
-    RedisSetTenants,
     Schedule,
     Table,
-    Tenant,
     TenantSource,
     resolve_queue,
 )
 from scheduler.table._queues import keys_starting, queue_spec
-from scheduler.table._words import Counter, Report, string, suggest, toml_type
+from scheduler.table._tenants import parse_tenants_field, tenant_source, unsafe_name
+from scheduler.table._words import Counter, Report, parse_zone, string, suggest, toml_type
 
 SCHEDULE_FIELDS = (
     "name", "cron", "every", "timezone", "tenants", "job", "args", "queue",
     "jitter", "catchup", "catchup_window", "misfire_grace",
 )
 TOP_LEVEL = ("defaults", "tenants", "queues", "schedule")
-MAX_ID_LENGTH = 256
 TENANT_ZONE = "tenant"
 # A fixed reference instant for the jitter-versus-interval check, so validation never reads a clock.
 _REFERENCE = datetime(2026, 1, 1, tzinfo=UTC)
@@ -155,45 +153,11 @@ class _Loader:
                 report(None, f"name {name!r}: {unsafe}")
                 continue
             # A broken set stays known (empty), so schedules naming it are not blamed a second time.
-            sets[name] = self._tenant_source(name, value, report) or InlineTenants((), name=name)
+            sets[name] = (
+                tenant_source(name, value, report, self.path.parent, self.digest.update)
+                or InlineTenants((), name=name)
+            )
         return sets
-
-    def _tenant_source(self, name: str, value: Any, report: Callable[..., None]) -> TenantSource | None:
-        if isinstance(value, list):
-            return InlineTenants(_tenant_list(value, lambda m: report(None, m)), name=name)
-        if isinstance(value, dict) and set(value) == {"redis_set"}:
-            key = value["redis_set"]
-            if not isinstance(key, str) or not key.strip():
-                report(None, "redis_set must name a Redis key")
-                return None
-            return RedisSetTenants(key=key, name=name)
-        if isinstance(value, dict) and set(value) == {"file"}:
-            return self._tenant_file(name, value["file"], report)
-        report(None, 'must be a list of ids, { redis_set = "key" } or { file = "path" }')
-        return None
-
-    def _tenant_file(self, name: str, relative: Any, report: Callable[..., None]) -> TenantSource | None:
-        if not isinstance(relative, str) or not relative.strip():
-            report(None, "file must be a path next to the table")
-            return None
-        path = self.path.parent / relative
-        try:
-            data = path.read_bytes()
-        except OSError as error:
-            report(None, f"file {relative!r}: {error.strerror or error} ({path})")
-            return None
-        self.digest.update(data)
-        ids = []
-        for number, line in enumerate(data.decode("utf-8", errors="replace").splitlines(), start=1):
-            text = line.strip()
-            if text and not text.startswith("#"):
-                ids.append((number, text))
-        tenants = _tenant_list(
-            [text for _, text in ids],
-            lambda message: report(None, f"file {relative!r}: {message}"),
-            lines=[number for number, _ in ids],
-        )
-        return InlineTenants(tenants, name=name, file=path)
 
     # -- [[schedule]] ----------------------------------------------------------------------------
 
@@ -311,7 +275,7 @@ def _parse_fields(
             continue
         try:
             if key == "tenants":
-                parsed[key] = _parse_tenants_field(value, tenant_sets or {})
+                parsed[key] = parse_tenants_field(value, tenant_sets or {})
             else:
                 parsed[key] = parser(value)
         except ValueError as error:
@@ -344,16 +308,6 @@ def _parse_zone(value: Any) -> ZoneInfo | str:
     if text == TENANT_ZONE:
         return TENANT_ZONE
     return parse_zone(text)
-
-
-def parse_zone(text: str) -> ZoneInfo:
-    """An IANA zone by name, or ValueError naming the closest real ones."""
-    try:
-        if "/" in text or text.upper() in ("UTC", "GMT") or text in available_timezones():
-            return ZoneInfo(text)
-    except (ZoneInfoNotFoundError, ValueError):
-        pass
-    raise ValueError(f"is not an IANA time zone name{suggest(text, sorted(available_timezones()))}")
 
 
 def _parse_job(value: Any) -> str:
@@ -393,7 +347,7 @@ _FIELD_PARSERS: dict[str, Callable[[Any], Any]] = {
     "cron": _parse_cron,
     "every": _parse_every,
     "timezone": _parse_zone,
-    "tenants": lambda value: value,  # needs the tenant sets: see _parse_tenants_field
+    "tenants": lambda value: value,  # needs the tenant sets: see parse_tenants_field
     "job": _parse_job,
     "args": _parse_args,
     "queue": _parse_queue,
@@ -402,94 +356,3 @@ _FIELD_PARSERS: dict[str, Callable[[Any], Any]] = {
     "catchup_window": _parse_duration,
     "misfire_grace": _parse_duration,
 }
-
-
-def _parse_tenants_field(value: Any, tenant_sets: dict[str, TenantSource]) -> TenantSource:
-    if isinstance(value, str):
-        if value in tenant_sets:
-            return tenant_sets[value]
-        known = ", ".join(sorted(tenant_sets)) or "none"
-        raise ValueError(f"no tenant set of that name in [tenants] (known: {known})")
-    if isinstance(value, list):
-        problems: list[str] = []
-        tenants = _tenant_list(value, problems.append)
-        if problems:
-            raise ValueError("; ".join(problems))
-        return InlineTenants(tenants)
-    raise ValueError("must name a tenant set or list tenant ids")
-
-
-def _tenant_list(values: list[Any], report: Callable[[str], None], lines: list[int] | None = None) -> tuple[Tenant, ...]:
-    tenants: list[Tenant] = []
-    seen: set[str] = set()
-    for position, value in enumerate(values):
-        at = f"line {lines[position]}: " if lines else ""
-        try:
-            tenant = _tenant(value)
-        except ValueError as error:
-            report(f"{at}{error}")
-            continue
-        if tenant.id in seen:
-            report(f"{at}tenant id {tenant.id!r}: is listed twice")
-            continue
-        seen.add(tenant.id)
-        tenants.append(tenant)
-    return tuple(tenants)
-
-
-def _tenant(value: Any) -> Tenant:
-    if isinstance(value, dict):
-        unknown = set(value) - {"id", "timezone"}
-        if unknown or "id" not in value:
-            raise ValueError('a tenant with a zone is written { id = "acme", timezone = "Asia/Tokyo" }')
-        tenant_id, zone_name = value["id"], value.get("timezone")
-    else:
-        tenant_id, zone_name = value, None
-    if not isinstance(tenant_id, str):
-        raise ValueError(f"tenant id must be a string, not {toml_type(tenant_id)}")
-    reason = unsafe_name(tenant_id)
-    if reason:
-        raise ValueError(f"tenant id {tenant_id!r}: {reason}")
-    if zone_name is None:
-        return Tenant(tenant_id)
-    try:
-        return Tenant(tenant_id, parse_zone(string(zone_name)))
-    except ValueError as error:
-        raise ValueError(f"tenant {tenant_id!r}: timezone {zone_name!r}: {error}") from None
-
-
-_SEPARATORS = frozenset(" /{}")
-
-
-def unsafe_name(text: str) -> str | None:
-    """Why ``text`` cannot be a schedule name, tenant id, set or queue name, or None when it can.
-
-    Names end up inside firing ids ("schedule/tenant/tick") and Redis keys ("{prefix}:..."), so the
-    separators of both are refused along with anything invisible.
-    """
-    if 0 < len(text) <= MAX_ID_LENGTH and text.isprintable() and not _SEPARATORS.intersection(text):
-        return None  # the common case, checked in C: a tick over a million-member set calls this per member
-    if not text:
-        return "must not be empty"
-    if len(text) > MAX_ID_LENGTH:
-        return f"is {len(text)} characters long; the limit is {MAX_ID_LENGTH}"
-    if any(ch.isspace() for ch in text):
-        return "must not contain whitespace"
-    if any(ord(ch) < 32 or ord(ch) == 127 for ch in text):
-        return "must not contain control characters"
-    bad = sorted({ch for ch in text if ch in "/{}"})
-    if bad:
-        return f"must not contain {' or '.join(repr(ch) for ch in bad)} (they would break firing ids and Redis keys)"
-    return None
-
-
-def all_safe(names: list[str]) -> bool:
-    """Whether unsafe_name finds nothing wrong with any of ``names``, checked in one go: a tick over a
-    large Redis tenant set checks every SSCAN reply, and they are all fine but for a rare bad member."""
-    joined = "".join(names)
-    return (
-        0 < min(map(len, names), default=1)
-        and max(map(len, names), default=0) <= MAX_ID_LENGTH
-        and joined.isprintable()
-        and not any(separator in joined for separator in _SEPARATORS)
-    )

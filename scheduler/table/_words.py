@@ -1,10 +1,12 @@
-"""What every grammar of the table shares: how it reports a problem, and the words its messages use."""
+"""What every grammar of the table shares: how it reports a problem, the words its messages use, and
+the two values more than one grammar reads: a string and a time zone (a schedule's, a tenant's)."""
 
 from __future__ import annotations
 
 import difflib
 from collections.abc import Callable
 from typing import Any
+from zoneinfo import ZoneInfo, ZoneInfoNotFoundError, available_timezones
 
 Report = Callable[[str, str], None]  # (field, message)
 
@@ -25,6 +27,16 @@ def string(value: Any) -> str:
     if not isinstance(value, str):
         raise ValueError(f"must be a string, not {toml_type(value)}")
     return value
+
+
+def parse_zone(text: str) -> ZoneInfo:
+    """An IANA zone by name, or ValueError naming the closest real ones."""
+    try:
+        if "/" in text or text.upper() in ("UTC", "GMT") or text in available_timezones():
+            return ZoneInfo(text)
+    except (ZoneInfoNotFoundError, ValueError):
+        pass
+    raise ValueError(f"is not an IANA time zone name{suggest(text, sorted(available_timezones()))}")
 
 
 def suggest(word: str, choices: Any) -> str:
