@@ -2,12 +2,15 @@
 
 from __future__ import annotations
 
+from pathlib import Path
 from typing import Any
+from zoneinfo import ZoneInfo
 
 import pytest
 
-from scheduler.table import QueueSpec, QueueType
+from scheduler.table import InlineTenants, QueueSpec, QueueType, RedisSetTenants, Tenant, all_safe, unsafe_name
 from scheduler.table._queues import keys_starting, queue_spec
+from scheduler.table._tenants import _tenant_list, parse_tenants_field, tenant_source
 from scheduler.table._words import Counter
 
 Problems = list[tuple[str | None, str]]
@@ -171,3 +174,178 @@ def test_keys_starting_looks_at_every_depth_of_keys_only():
     args = {"_aj_top": 1, "nested": {"_aj_deep": {"_aj_deeper": 2}}, "items": [{"_aj_listed": 3}], "value": "_aj_no"}
     assert keys_starting(args, "_aj_") == {"_aj_top", "_aj_deep", "_aj_deeper", "_aj_listed"}
     assert keys_starting(["_aj_no", 1, None], "_aj_") == set()
+
+
+# -- tenant sets, tenant lists and safe names: _tenants --------------------------------------------
+
+TOKYO = ZoneInfo("Asia/Tokyo")
+BREAKS_IDS = "(they would break firing ids and Redis keys)"
+
+
+@pytest.mark.parametrize(
+    ("values", "tenants", "messages"),
+    [
+        pytest.param(["acme", "globex"], (Tenant("acme"), Tenant("globex")), [], id="plain-ids"),
+        pytest.param(
+            [{"id": "acme", "timezone": "Asia/Tokyo"}, "globex"],
+            (Tenant("acme", TOKYO), Tenant("globex")),
+            [],
+            id="one-with-a-zone",
+        ),
+        pytest.param(
+            ["acme", "globex", "acme", {"id": "globex", "timezone": "Asia/Tokyo"}],
+            (Tenant("acme"), Tenant("globex")),
+            ["tenant id 'acme': is listed twice", "tenant id 'globex': is listed twice"],
+            id="duplicates-keep-the-first",
+        ),
+        pytest.param(
+            ["a b", 3, "a/b", "", "ok"],
+            (Tenant("ok"),),
+            [
+                "tenant id 'a b': must not contain whitespace",
+                "tenant id must be a string, not an integer",
+                f"tenant id 'a/b': must not contain '/' {BREAKS_IDS}",
+                "tenant id '': must not be empty",
+            ],
+            id="bad-ids-are-left-out",
+        ),
+        pytest.param(
+            [{"id": "acme", "timezone": "Asia/Tokio"}, {"id": "globex", "timezone": 9}],
+            (),
+            [
+                "tenant 'acme': timezone 'Asia/Tokio': is not an IANA time zone name (did you mean 'Asia/Tokyo'?)",
+                "tenant 'globex': timezone 9: must be a string, not an integer",
+            ],
+            id="bad-zones",
+        ),
+        pytest.param(
+            [{"id": "acme", "zone": "Asia/Tokyo"}, {"timezone": "Asia/Tokyo"}],
+            (),
+            ['a tenant with a zone is written { id = "acme", timezone = "Asia/Tokyo" }'] * 2,
+            id="a-zone-table-needs-id-and-timezone-only",
+        ),
+    ],
+)
+def test_tenant_list(values: list[Any], tenants: tuple[Tenant, ...], messages: list[str]):
+    problems: list[str] = []
+    assert _tenant_list(values, problems.append) == tenants
+    assert problems == messages
+
+
+def test_tenant_list_names_the_line_of_each_problem_in_a_file():
+    problems: list[str] = []
+    assert _tenant_list(["acme", "a b", "acme"], problems.append, lines=[2, 5, 9]) == (Tenant("acme"),)
+    assert problems == [
+        "line 5: tenant id 'a b': must not contain whitespace",
+        "line 9: tenant id 'acme': is listed twice",
+    ]
+
+
+def no_file(data: bytes) -> None:
+    raise AssertionError(f"no file should be read, got {data!r}")
+
+
+@pytest.mark.parametrize(
+    ("value", "source", "expected"),
+    [
+        pytest.param(["acme"], InlineTenants((Tenant("acme"),), name="s"), [], id="inline"),
+        pytest.param({"redis_set": "tenants:active"}, RedisSetTenants(key="tenants:active", name="s"), [],
+                     id="redis-set"),
+        pytest.param({"redis_set": " "}, None, [(None, "redis_set must name a Redis key")], id="redis-set-blank"),
+        pytest.param({"file": ""}, None, [(None, "file must be a path next to the table")], id="file-blank"),
+        pytest.param({"redis_set": "k", "file": "f"}, None,
+                     [(None, 'must be a list of ids, { redis_set = "key" } or { file = "path" }')], id="both"),
+        pytest.param("acme", None, [(None, 'must be a list of ids, { redis_set = "key" } or { file = "path" }')],
+                     id="a-bare-string"),
+    ],
+)
+def test_tenant_source(
+    tmp_path: Path, value: Any, source: InlineTenants | RedisSetTenants | None, expected: Problems
+):
+    problems: Problems = []
+    reported = tenant_source("s", value, lambda key, message: problems.append((key, message)), tmp_path, no_file)
+    assert reported == source
+    assert problems == expected
+
+
+def test_tenant_source_reads_a_file_next_to_the_table_into_the_fingerprint(tmp_path: Path):
+    data = b"# customers\nacme\n\n  globex  \nacme\n"
+    (tmp_path / "ids.txt").write_bytes(data)
+    problems: Problems = []
+    read: list[bytes] = []
+    source = tenant_source("s", {"file": "ids.txt"}, lambda *problem: problems.append(problem), tmp_path, read.append)
+    assert source == InlineTenants((Tenant("acme"), Tenant("globex")), name="s", file=tmp_path / "ids.txt")
+    assert problems == [(None, "file 'ids.txt': line 5: tenant id 'acme': is listed twice")]
+    assert read == [data]
+
+
+def test_tenant_source_names_a_missing_file_and_where_it_was_looked_for(tmp_path: Path):
+    problems: Problems = []
+    source = tenant_source("s", {"file": "gone.txt"}, lambda *problem: problems.append(problem), tmp_path, no_file)
+    assert source is None
+    assert problems == [(None, f"file 'gone.txt': No such file or directory ({tmp_path / 'gone.txt'})")]
+
+
+SETS = {"active": RedisSetTenants(key="tenants:active", name="active"), "big": InlineTenants((), name="big")}
+
+
+@pytest.mark.parametrize(
+    ("value", "source"),
+    [
+        pytest.param("active", SETS["active"], id="a-set-by-name"),
+        pytest.param(["acme", {"id": "globex", "timezone": "Asia/Tokyo"}],
+                     InlineTenants((Tenant("acme"), Tenant("globex", TOKYO))), id="an-inline-list"),
+    ],
+)
+def test_tenants_field_accepts(value: Any, source: InlineTenants | RedisSetTenants):
+    assert parse_tenants_field(value, SETS) == source
+
+
+@pytest.mark.parametrize(
+    ("value", "sets", "message"),
+    [
+        pytest.param("activ", SETS, "no tenant set of that name in [tenants] (known: active, big)", id="unknown-set"),
+        pytest.param("active", {}, "no tenant set of that name in [tenants] (known: none)", id="no-sets-at-all"),
+        pytest.param(["a", "a", "b c"], SETS,
+                     "tenant id 'a': is listed twice; tenant id 'b c': must not contain whitespace",
+                     id="every-problem-of-an-inline-list-in-one-message"),
+        pytest.param({"redis_set": "k"}, SETS, "must name a tenant set or list tenant ids", id="a-set-written-inline"),
+    ],
+)
+def test_tenants_field_refuses(value: Any, sets: dict[str, Any], message: str):
+    with pytest.raises(ValueError) as raised:
+        parse_tenants_field(value, sets)
+    assert str(raised.value) == message
+
+
+@pytest.mark.parametrize(
+    ("name", "reason"),
+    [
+        pytest.param("acme", None, id="plain"),
+        pytest.param("globex-2.eu_west:1", None, id="punctuation"),
+        pytest.param("caf\u00e9", None, id="accented"),
+        pytest.param("\u682a\u5f0f\u4f1a\u793e", None, id="kanji"),
+        pytest.param("x" * 256, None, id="256-characters"),
+        pytest.param("", "must not be empty", id="empty"),
+        pytest.param("x" * 257, "is 257 characters long; the limit is 256", id="257-characters"),
+        pytest.param("a b", "must not contain whitespace", id="space"),
+        pytest.param("a\tb", "must not contain whitespace", id="tab"),
+        pytest.param("a\u3000b", "must not contain whitespace", id="ideographic-space"),
+        pytest.param("a\u2028b", "must not contain whitespace", id="line-separator"),
+        pytest.param("a\x00b", "must not contain control characters", id="nul"),
+        pytest.param("a\x1bb", "must not contain control characters", id="escape"),
+        pytest.param("a\x7fb", "must not contain control characters", id="delete"),
+        pytest.param("a/b", f"must not contain '/' {BREAKS_IDS}", id="slash"),
+        pytest.param("{a}", f"must not contain '{{' or '}}' {BREAKS_IDS}", id="braces"),
+        pytest.param("{a/b}", f"must not contain '/' or '{{' or '}}' {BREAKS_IDS}", id="every-separator"),
+        pytest.param("a b/c", "must not contain whitespace", id="whitespace-named-first"),
+    ],
+)
+def test_unsafe_name_and_all_safe_agree(name: str, reason: str | None):
+    assert unsafe_name(name) == reason
+    assert all_safe([name]) is (reason is None)
+    assert all_safe(["acme", name, "globex"]) is (reason is None)
+
+
+def test_all_safe_of_no_names():
+    assert all_safe([])
