@@ -2,13 +2,27 @@
 
 from __future__ import annotations
 
+from datetime import date, timedelta
 from pathlib import Path
 from typing import Any
 from zoneinfo import ZoneInfo
 
 import pytest
 
-from scheduler.table import InlineTenants, QueueSpec, QueueType, RedisSetTenants, Tenant, all_safe, unsafe_name
+from scheduler.clock.cadence import Cron, Every
+from scheduler.table import (
+    CatchUp,
+    InlineTenants,
+    QueueSpec,
+    QueueType,
+    RedisSetTenants,
+    Schedule,
+    Tenant,
+    all_safe,
+    parse_zone,
+    unsafe_name,
+)
+from scheduler.table._fields import build_schedule, parse_fields
 from scheduler.table._queues import keys_starting, queue_spec
 from scheduler.table._tenants import _tenant_list, parse_tenants_field, tenant_source
 from scheduler.table._words import Counter
@@ -349,3 +363,156 @@ def test_unsafe_name_and_all_safe_agree(name: str, reason: str | None):
 
 def test_all_safe_of_no_names():
     assert all_safe([])
+
+
+# -- a schedule's fields and one Schedule from its entry: _fields ----------------------------------
+
+UTC_ZONE = ZoneInfo("UTC")
+NOT_A_DURATION = 'is not a duration; write it like "90s", "5m", "1h30m" or "2d"'
+
+
+@pytest.mark.parametrize(
+    ("raw", "parsed"),
+    [
+        pytest.param({"cron": " 0  3 * *\t* "}, {"cron": Cron("0 3 * * *")}, id="cron-normalised"),
+        pytest.param({"cron": "@daily"}, {"cron": Cron("@daily")}, id="cron-macro"),
+        pytest.param({"every": "90s"}, {"every": Every(timedelta(seconds=90))}, id="every-seconds"),
+        pytest.param({"every": "1h30m"}, {"every": Every(timedelta(minutes=90))}, id="every-hours-and-minutes"),
+        pytest.param({"timezone": "tenant"}, {"timezone": "tenant"}, id="timezone-tenant"),
+        pytest.param({"timezone": "Asia/Tokyo"}, {"timezone": TOKYO}, id="timezone-iana"),
+        pytest.param({"timezone": "UTC"}, {"timezone": UTC_ZONE}, id="timezone-utc"),
+        pytest.param({"tenants": "big"}, {"tenants": SETS["big"]}, id="tenants-by-set-name"),
+        pytest.param(
+            {"job": "Nightly", "queue": "reports", "args": {"kind": "daily", "ids": [1, 2]}},
+            {"job": "Nightly", "queue": "reports", "args": {"kind": "daily", "ids": [1, 2]}},
+            id="job-queue-args",
+        ),
+        pytest.param(
+            {"jitter": "10m", "catchup": "all", "catchup_window": "2d", "misfire_grace": "500ms"},
+            {"jitter": timedelta(minutes=10), "catchup": CatchUp.ALL, "catchup_window": timedelta(days=2),
+             "misfire_grace": timedelta(milliseconds=500)},
+            id="durations-and-catchup",
+        ),
+    ],
+)
+def test_parse_fields_accepts(raw: dict[str, Any], parsed: dict[str, Any]):
+    report, problems = recorder()
+    assert parse_fields(raw, report, SETS) == parsed
+    assert problems == []
+
+
+@pytest.mark.parametrize(
+    ("raw", "expected"),
+    [
+        pytest.param({"cron": "0 3 * *"}, [("cron", "cron '0 3 * *': has 4 fields; cron takes 5 "
+                                                   "(minute hour day-of-month month day-of-week) or a macro")],
+                     id="cron-four-fields"),
+        pytest.param({"cron": "61 * * * *"}, [("cron", "cron '61 * * * *': minute 61 is out of range 0-59")],
+                     id="cron-out-of-range"),
+        pytest.param({"cron": 5}, [("cron", "cron 5: must be a string, not an integer")], id="cron-not-a-string"),
+        pytest.param({"every": "1500ms"},
+                     [("every", "every '1500ms': must be a whole number of seconds (ticks are named to the second)")],
+                     id="every-not-whole-seconds"),
+        pytest.param({"every": "1.5s"},
+                     [("every", "every '1.5s': must be a whole number of seconds (ticks are named to the second)")],
+                     id="every-fractional-seconds"),
+        pytest.param({"every": "0s"}, [("every", "every '0s': must be longer than zero")], id="every-zero"),
+        pytest.param({"every": "soon"}, [("every", f"every 'soon': {NOT_A_DURATION}")], id="every-not-a-duration"),
+        pytest.param({"timezone": "Asia/Tokio"},
+                     [("timezone", "timezone 'Asia/Tokio': is not an IANA time zone name "
+                                   "(did you mean 'Asia/Tokyo'?)")],
+                     id="timezone-misspelt"),
+        pytest.param({"timezone": 9}, [("timezone", "timezone 9: must be a string, not an integer")],
+                     id="timezone-not-a-string"),
+        pytest.param({"tenants": "activ"},
+                     [("tenants", "tenants 'activ': no tenant set of that name in [tenants] (known: active, big)")],
+                     id="tenants-unknown-set"),
+        pytest.param({"job": "  "}, [("job", "job '  ': must name what the worker runs")], id="job-blank"),
+        pytest.param({"queue": "a/b"}, [("queue", f"queue 'a/b': must not contain '/' {BREAKS_IDS}")],
+                     id="queue-unsafe"),
+        pytest.param({"args": "x"}, [("args", "args 'x': must be a table, not a string")], id="args-not-a-table"),
+        pytest.param({"args": {"on": date(2026, 1, 1)}},
+                     [("args", "args: dates and times cannot be passed to workers; write them as strings")],
+                     id="args-with-a-date"),
+        pytest.param({"catchup": "some"}, [("catchup", "catchup 'some': must be one of 'all', 'latest', 'none'")],
+                     id="catchup-unknown"),
+        pytest.param({"jitter": 5}, [("jitter", "jitter 5: must be a string, not an integer")],
+                     id="jitter-not-a-string"),
+        pytest.param({"cronn": "0 3 * * *", "every": "1m"}, [("cronn", "unknown field 'cronn' (did you mean 'cron'?)")],
+                     id="unknown-field-left-out-the-rest-kept"),
+    ],
+)
+def test_parse_fields_refuses(raw: dict[str, Any], expected: Problems):
+    report, problems = recorder()
+    parsed = parse_fields(raw, report, SETS)
+    assert problems == expected
+    assert set(parsed) == set(raw) - {key for key, _ in expected}
+
+
+def test_parse_zone_suggests_the_closest_real_zone():
+    assert parse_zone("Europe/Paris") == ZoneInfo("Europe/Paris")
+    with pytest.raises(ValueError) as raised:
+        parse_zone("Tokyo")
+    assert str(raised.value) == "is not an IANA time zone name (did you mean 'Asia/Tokyo'?)"
+
+
+def schedule_of(entry: dict[str, Any], defaults: dict[str, Any] | None = None) -> tuple[Schedule | None, Problems]:
+    report, problems = recorder()
+    return build_schedule(entry, defaults or {}, SETS, report), problems
+
+
+def test_build_schedule_fills_in_what_the_entry_leaves_out():
+    schedule, problems = schedule_of({"name": "a", "cron": "0 3 * * *", "job": "J"})
+    assert problems == []
+    assert schedule == Schedule(
+        name="a", cadence=Cron("0 3 * * *"), zone=UTC_ZONE, default_zone=UTC_ZONE, tenants=None, job="J",
+        queue="default", args={}, jitter=timedelta(0), catchup=CatchUp.LATEST, catchup_window=timedelta(hours=24),
+        misfire_grace=timedelta(seconds=60),
+    )
+
+
+def test_build_schedule_timezone_tenant_takes_each_tenants_zone_else_the_default():
+    defaults = {"timezone": ZoneInfo("Europe/Paris"), "queue": "reports"}
+    entry = {"name": "a", "cron": "0 3 * * *", "timezone": "tenant", "job": "J",
+             "tenants": [{"id": "acme", "timezone": "Asia/Tokyo"}, "globex"]}
+    schedule, problems = schedule_of(entry, defaults)
+    assert problems == []
+    assert schedule is not None and schedule.per_tenant_zone and schedule.zone is None
+    assert schedule.default_zone == ZoneInfo("Europe/Paris") and schedule.queue == "reports"
+    assert [schedule.zone_of(tenant) for tenant in schedule.tenants.tenants] == [TOKYO, ZoneInfo("Europe/Paris")]
+
+
+def test_build_schedule_own_cadence_replaces_the_defaults_other_kind():
+    every = {"every": Every(timedelta(minutes=5))}
+    inherited, _ = schedule_of({"name": "a", "job": "J"}, every)
+    own, _ = schedule_of({"name": "a", "cron": "0 3 * * *", "job": "J"}, every)
+    assert inherited is not None and inherited.cadence == Every(timedelta(minutes=5))
+    assert own is not None and own.cadence == Cron("0 3 * * *")
+
+
+@pytest.mark.parametrize(
+    ("entry", "expected"),
+    [
+        pytest.param({}, [("name", "name is required"), ("cron", "cron or every is required"),
+                          ("job", "job is required: it names what the worker runs")], id="empty-entry"),
+        pytest.param({"name": 5, "every": "1m", "job": "J"}, [("name", "name must be a string")],
+                     id="name-not-a-string"),
+        pytest.param({"name": "a b", "every": "1m", "job": "J"}, [("name", "name 'a b': must not contain whitespace")],
+                     id="name-unsafe"),
+        pytest.param({"name": "a", "cron": "0 * * * *", "every": "1m", "job": "J"},
+                     [("every", "give cron or every, not both")], id="cron-and-every"),
+        pytest.param({"name": "a", "cron": "0 * * * *", "timezone": "tenant", "job": "J"},
+                     [("timezone", "timezone 'tenant' needs tenants to take their zones from")],
+                     id="timezone-tenant-without-tenants"),
+        pytest.param({"name": "a", "every": "1m", "jitter": "1m", "job": "J"},
+                     [("jitter", "jitter '1m': must be shorter than the schedule's shortest interval (1m), "
+                                 "or firings of one tick would overtake the next")],
+                     id="jitter-as-long-as-the-interval"),
+        pytest.param({"name": "a", "every": "1m", "job": "J", "every_": "1m"},
+                     [("every_", "unknown field 'every_' (did you mean 'every'?)")], id="unknown-field"),
+    ],
+)
+def test_build_schedule_refuses(entry: dict[str, Any], expected: Problems):
+    schedule, problems = schedule_of(entry)
+    assert schedule is None
+    assert problems == expected
