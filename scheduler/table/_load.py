@@ -2,56 +2,21 @@
 
 from __future__ import annotations
 
-import difflib
 import hashlib
-import json
 import re
 import tomllib
-from collections.abc import Callable
-from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
-from urllib.parse import urlsplit
-from zoneinfo import ZoneInfo, ZoneInfoNotFoundError, available_timezones
 
-from scheduler.clock.cadence import Cadence, Cron, Every, check_cron, shortest_interval
-from scheduler.durations import format_duration, parse_duration
 from scheduler.errors import Problem, TableError
+from scheduler.table._fields import build_schedule, parse_fields
 from scheduler.table._locate import Locator
-from scheduler.table._model import (
-    UTC_ZONE,
-    CatchUp,
-    InlineTenants,
-    QueueSpec,
-    QueueType,
-    RedisSetTenants,
-    Schedule,
-    Table,
-    Tenant,
-    TenantSource,
-    resolve_queue,
-)
+from scheduler.table._model import InlineTenants, QueueSpec, Schedule, Table, TenantSource, resolve_queue
+from scheduler.table._queues import keys_starting, queue_spec
+from scheduler.table._tenants import tenant_source, unsafe_name
+from scheduler.table._words import Counter, suggest
 
-SCHEDULE_FIELDS = (
-    "name", "cron", "every", "timezone", "tenants", "job", "args", "queue",
-    "jitter", "catchup", "catchup_window", "misfire_grace",
-)
 TOP_LEVEL = ("defaults", "tenants", "queues", "schedule")
-# Each queue type's options; `type` is common to all. docs/queues.md describes them.
-QUEUE_OPTIONS = {
-    QueueType.REDIS_STREAM: ("stream",),
-    QueueType.SIDEKIQ: ("queue", "redis_url", "redis_url_env", "active_job", "retry"),
-    QueueType.CELERY: ("queue", "redis_url", "redis_url_env"),
-    QueueType.SQS: ("url", "region", "endpoint"),
-}
-_ENV_NAME = re.compile(r"[A-Za-z_][A-Za-z0-9_]*")
-_SQS_HOST = re.compile(r"(?:sqs\.([a-z0-9-]+)\.amazonaws\.com(?:\.cn)?|([a-z0-9-]+)\.queue\.amazonaws\.com)")
-MAX_ID_LENGTH = 256
-TENANT_ZONE = "tenant"
-# A fixed reference instant for the jitter-versus-interval check, so validation never reads a clock.
-_REFERENCE = datetime(2026, 1, 1, tzinfo=UTC)
-
-Report = Callable[[str, str], None]  # (field, message)
 
 
 def load_table(path: Path | str) -> Table:
@@ -87,7 +52,7 @@ class _Loader:
     def load(self, document: dict[str, Any]) -> Table:
         for key in document:
             if key not in TOP_LEVEL:
-                self.report(key, 0, "", None, f"unknown table [{key}]{_suggest(key, TOP_LEVEL)}")
+                self.report(key, 0, "", None, f"unknown table [{key}]{suggest(key, TOP_LEVEL)}")
         tenant_sets = self._tenant_sets(document.get("tenants", {}))
         defaults = self._defaults(document.get("defaults", {}), tenant_sets)
         queues = self._queues(document.get("queues", {}))
@@ -105,7 +70,7 @@ class _Loader:
         for schedule in schedules:
             if not resolve_queue(queues, schedule.queue).active_job:
                 continue
-            reserved = sorted(_keys_starting(schedule.args, "_aj_"))
+            reserved = sorted(keys_starting(schedule.args, "_aj_"))
             if reserved:
                 self.report("schedule", indexes.get(schedule.name, 0), f'schedule "{schedule.name}"', "args",
                             f"args: key {reserved[0]!r} is reserved by ActiveJob (queue {schedule.queue!r} "
@@ -127,7 +92,7 @@ class _Loader:
             elif not isinstance(options, dict):
                 report(None, f"[queues.{name}] must be a table")
             else:
-                spec = _queue_spec(name, options, _Counter(report))
+                spec = queue_spec(name, options, Counter(report))
                 if spec is not None:
                     queues[name] = spec
         return queues
@@ -147,7 +112,7 @@ class _Loader:
             report("name", "a default name makes no sense: each schedule names itself")
         if "cron" in raw and "every" in raw:
             report("every", "give cron or every, not both")
-        return _parse_fields(fields, report, tenant_sets)
+        return parse_fields(fields, report, tenant_sets)
 
     # -- [tenants] -------------------------------------------------------------------------------
 
@@ -167,45 +132,11 @@ class _Loader:
                 report(None, f"name {name!r}: {unsafe}")
                 continue
             # A broken set stays known (empty), so schedules naming it are not blamed a second time.
-            sets[name] = self._tenant_source(name, value, report) or InlineTenants((), name=name)
+            sets[name] = (
+                tenant_source(name, value, report, self.path.parent, self.digest.update)
+                or InlineTenants((), name=name)
+            )
         return sets
-
-    def _tenant_source(self, name: str, value: Any, report: Callable[..., None]) -> TenantSource | None:
-        if isinstance(value, list):
-            return InlineTenants(_tenant_list(value, lambda m: report(None, m)), name=name)
-        if isinstance(value, dict) and set(value) == {"redis_set"}:
-            key = value["redis_set"]
-            if not isinstance(key, str) or not key.strip():
-                report(None, "redis_set must name a Redis key")
-                return None
-            return RedisSetTenants(key=key, name=name)
-        if isinstance(value, dict) and set(value) == {"file"}:
-            return self._tenant_file(name, value["file"], report)
-        report(None, 'must be a list of ids, { redis_set = "key" } or { file = "path" }')
-        return None
-
-    def _tenant_file(self, name: str, relative: Any, report: Callable[..., None]) -> TenantSource | None:
-        if not isinstance(relative, str) or not relative.strip():
-            report(None, "file must be a path next to the table")
-            return None
-        path = self.path.parent / relative
-        try:
-            data = path.read_bytes()
-        except OSError as error:
-            report(None, f"file {relative!r}: {error.strerror or error} ({path})")
-            return None
-        self.digest.update(data)
-        ids = []
-        for number, line in enumerate(data.decode("utf-8", errors="replace").splitlines(), start=1):
-            text = line.strip()
-            if text and not text.startswith("#"):
-                ids.append((number, text))
-        tenants = _tenant_list(
-            [text for _, text in ids],
-            lambda message: report(None, f"file {relative!r}: {message}"),
-            lines=[number for number, _ in ids],
-        )
-        return InlineTenants(tenants, name=name, file=path)
 
     # -- [[schedule]] ----------------------------------------------------------------------------
 
@@ -237,436 +168,7 @@ class _Loader:
             elif isinstance(name, str):
                 seen[name] = index
             # A duplicate is still checked, so the rest of what is wrong with it is reported too.
-            schedule = _build_schedule(entry, defaults, tenant_sets, report)
+            schedule = build_schedule(entry, defaults, tenant_sets, report)
             if schedule is not None and not duplicate:
                 schedules.append(schedule)
         return schedules
-
-
-def _build_schedule(
-    entry: dict[str, Any],
-    defaults: dict[str, Any],
-    tenant_sets: dict[str, TenantSource],
-    report: Callable[..., None],
-) -> Schedule | None:
-    before = _Counter(report)
-    name = entry.get("name")
-    if name is None:
-        before("name", "name is required")
-    elif not isinstance(name, str):
-        before("name", "name must be a string")
-    elif unsafe_name(name):
-        before("name", f"name {name!r}: {unsafe_name(name)}")
-    own = _parse_fields({k: v for k, v in entry.items() if k != "name"}, before, tenant_sets)
-    if "cron" in entry and "every" in entry:
-        before("every", "give cron or every, not both")
-    if "cron" not in entry and "every" not in entry and not ({"cron", "every"} & defaults.keys()):
-        before("cron", "cron or every is required")
-    fields = {**defaults, **own}
-    if ("cron" in own or "every" in own) and ("cron" in defaults or "every" in defaults):
-        fields.pop("every" if "cron" in own else "cron", None)
-    if "job" not in fields and "job" not in entry:
-        before("job", "job is required: it names what the worker runs")
-    zone = fields.get("timezone", UTC_ZONE)
-    tenants = fields.get("tenants")
-    cadence: Cadence | None = fields.get("cron") or fields.get("every")
-    if zone == TENANT_ZONE and tenants is None:
-        before("timezone", "timezone 'tenant' needs tenants to take their zones from")
-    jitter = fields.get("jitter", timedelta(0))
-    if jitter and cadence is not None:
-        interval = min(shortest_interval(cadence, z, _REFERENCE) for z in _zones_of(zone, tenants, defaults))
-        if jitter >= interval:
-            before(
-                "jitter",
-                f"jitter {format_duration(jitter)!r}: must be shorter than the schedule's shortest interval "
-                f"({format_duration(interval)}), or firings of one tick would overtake the next",
-            )
-    if before.count or cadence is None:
-        return None
-    default_zone = defaults.get("timezone") if isinstance(defaults.get("timezone"), ZoneInfo) else UTC_ZONE
-    return Schedule(
-        name=name,
-        cadence=cadence,
-        zone=None if zone == TENANT_ZONE else zone,
-        default_zone=default_zone,
-        tenants=tenants,
-        job=fields["job"],
-        queue=fields.get("queue", "default"),
-        args=fields.get("args", {}),
-        jitter=jitter,
-        catchup=fields.get("catchup", CatchUp.LATEST),
-        catchup_window=fields.get("catchup_window", timedelta(hours=24)),
-        misfire_grace=fields.get("misfire_grace", timedelta(seconds=60)),
-    )
-
-
-def _queue_spec(name: str, options: dict[str, Any], report: _Counter) -> QueueSpec | None:
-    try:
-        kind = QueueType(options.get("type", QueueType.REDIS_STREAM.value))
-    except ValueError:
-        shown = options["type"] if isinstance(options["type"], str) else _toml_type(options["type"])
-        kinds = ", ".join(repr(kind.value) for kind in QueueType)
-        report("type", f"type {shown!r}: must be one of {kinds}")
-        return None
-    allowed = QUEUE_OPTIONS[kind]
-    fields: dict[str, Any] = {}
-    for key, value in options.items():
-        if key == "type":
-            continue
-        if key not in allowed:
-            others = [other.value for other, keys in QUEUE_OPTIONS.items() if key in keys]
-            hint = f" (an option of {', '.join(others)})" if others else _suggest(key, allowed)
-            report(key, f"unknown option {key!r} for a {kind.value} queue{hint}; it takes: {', '.join(allowed)}")
-            continue
-        try:
-            fields[key] = _QUEUE_PARSERS[key](value)
-        except ValueError as error:
-            shown = f" {value!r}" if isinstance(value, str | int | float) and key != "redis_url" else ""
-            report(key, f"{key}{shown}: {error}")
-    if "redis_url" in fields and "redis_url_env" in fields:
-        report("redis_url_env", "give redis_url or redis_url_env, not both")
-    if kind is QueueType.SQS:
-        if "url" not in options:
-            report("url", "url is required: the queue's URL, as SQS gives it")
-        elif "url" in fields and "region" not in options and _sqs_region(fields["url"]) is None:
-            report("region", "region is required: it cannot be read from this url's host")
-    if report.count:
-        return None
-    return QueueSpec(
-        entry=name,
-        type=kind,
-        name=fields.get("stream") or fields.get("queue"),
-        redis_url=fields.get("redis_url"),
-        redis_url_env=fields.get("redis_url_env"),
-        active_job=fields.get("active_job", False),
-        retry=fields.get("retry", True),
-        url=fields.get("url"),
-        region=fields.get("region") or (_sqs_region(fields["url"]) if "url" in fields else None),
-        endpoint=fields.get("endpoint"),
-    )
-
-
-def _keys_starting(value: Any, prefix: str) -> set[str]:
-    """Every dict key at any depth of ``value`` that starts with ``prefix``."""
-    if isinstance(value, dict):
-        found = {key for key in value if key.startswith(prefix)}
-        for item in value.values():
-            found |= _keys_starting(item, prefix)
-        return found
-    if isinstance(value, list):
-        return set().union(*(_keys_starting(item, prefix) for item in value))
-    return set()
-
-
-def _sqs_region(url: str) -> str | None:
-    """The region in an AWS queue URL's host (sqs.REGION.amazonaws.com, or the legacy REGION.queue...)."""
-    match = _SQS_HOST.fullmatch(urlsplit(url).hostname or "")
-    return (match.group(1) or match.group(2)) if match else None
-
-
-def _parse_worker_name(value: Any) -> str:
-    text = _string(value)
-    if not text or not text.isprintable() or any(ch.isspace() for ch in text):
-        raise ValueError("must be a non-empty name without whitespace")
-    return text
-
-
-def _parse_redis_url(value: Any) -> str:
-    text = _string(value)
-    try:
-        parts = urlsplit(text)
-        parts.port  # noqa: B018 - raises ValueError on a bad port
-    except ValueError as error:
-        raise ValueError(f"is not a valid URL ({error})") from None
-    if parts.scheme not in ("redis", "rediss", "unix"):
-        raise ValueError("must start with redis://, rediss:// or unix://")
-    if parts.password is not None:
-        raise ValueError("holds a password, and the table is not the place for secrets: put the URL in an "
-                         "environment variable and name that with redis_url_env")
-    return text
-
-
-def _parse_env_name(value: Any) -> str:
-    text = _string(value)
-    if not _ENV_NAME.fullmatch(text):
-        raise ValueError("must be the name of an environment variable")
-    return text
-
-
-def _parse_bool(value: Any) -> bool:
-    if not isinstance(value, bool):
-        raise ValueError(f"must be true or false, not {_toml_type(value)}")
-    return value
-
-
-def _parse_retry(value: Any) -> bool | int:
-    if isinstance(value, bool):
-        return value
-    if isinstance(value, int) and value >= 0:
-        return value
-    raise ValueError("must be true, false, or a number of retries (0 or more)")
-
-
-def _parse_endpoint(value: Any) -> str:
-    text = _string(value)
-    parts = urlsplit(text)
-    if parts.scheme not in ("https", "http") or not parts.hostname or parts.path.strip("/"):
-        raise ValueError("must be a URL with no path, like https://vpce-0123.sqs.ap-northeast-1.vpce.amazonaws.com")
-    return text
-
-
-def _parse_sqs_url(value: Any) -> str:
-    text = _string(value)
-    parts = urlsplit(text)
-    segments = [segment for segment in parts.path.split("/") if segment]
-    if parts.scheme not in ("https", "http") or not parts.hostname or len(segments) != 2:
-        raise ValueError("must be a queue URL: https://sqs.REGION.amazonaws.com/ACCOUNT/NAME")
-    return text
-
-
-_QUEUE_PARSERS: dict[str, Callable[[Any], Any]] = {
-    "stream": _parse_worker_name,
-    "queue": _parse_worker_name,
-    "redis_url": _parse_redis_url,
-    "redis_url_env": _parse_env_name,
-    "active_job": _parse_bool,
-    "retry": _parse_retry,
-    "url": _parse_sqs_url,
-    "region": _parse_worker_name,
-    "endpoint": _parse_endpoint,
-}
-
-
-def _zones_of(zone: Any, tenants: Any, defaults: dict[str, Any]) -> set[ZoneInfo]:
-    """The zones a schedule's ticks are computed in: its own, or for "tenant" each tenant's (or the default)."""
-    if isinstance(zone, ZoneInfo):
-        return {zone}
-    default = defaults.get("timezone")
-    zones = {default if isinstance(default, ZoneInfo) else UTC_ZONE}
-    if isinstance(tenants, InlineTenants):
-        zones |= {tenant.zone for tenant in tenants.tenants if tenant.zone is not None}
-    return zones
-
-
-class _Counter:
-    """A report function that also counts what it reported."""
-
-    def __init__(self, report: Callable[..., None]) -> None:
-        self.report = report
-        self.count = 0
-
-    def __call__(self, key: str | None, message: str) -> None:
-        self.count += 1
-        self.report(key, message)
-
-
-def _parse_fields(
-    raw: dict[str, Any], report: Report, tenant_sets: dict[str, TenantSource] | None = None
-) -> dict[str, Any]:
-    """Parse each schedule field present in ``raw``; report the bad ones and leave them out."""
-    parsed: dict[str, Any] = {}
-    for key, value in raw.items():
-        parser = _FIELD_PARSERS.get(key)
-        if parser is None:
-            report(key, f"unknown field {key!r}{_suggest(key, SCHEDULE_FIELDS)}")
-            continue
-        try:
-            if key == "tenants":
-                parsed[key] = _parse_tenants_field(value, tenant_sets or {})
-            else:
-                parsed[key] = parser(value)
-        except ValueError as error:
-            shown = f" {value!r}" if isinstance(value, str | int | float) else ""
-            report(key, f"{key}{shown}: {error}")
-    return parsed
-
-
-def _string(value: Any) -> str:
-    if not isinstance(value, str):
-        raise ValueError(f"must be a string, not {_toml_type(value)}")
-    return value
-
-
-def _parse_cron(value: Any) -> Cron:
-    reason = check_cron(_string(value))
-    if reason:
-        raise ValueError(reason)
-    return Cron(" ".join(value.split()))
-
-
-def _parse_every(value: Any) -> Every:
-    period = parse_duration(_string(value))
-    if period % timedelta(seconds=1):
-        # Ticks appear in firing ids to the second; two ticks in one second would share an id.
-        raise ValueError("must be a whole number of seconds (ticks are named to the second)")
-    return Every(period)
-
-
-def _parse_duration(value: Any) -> timedelta:
-    return parse_duration(_string(value))
-
-
-def _parse_zone(value: Any) -> ZoneInfo | str:
-    text = _string(value)
-    if text == TENANT_ZONE:
-        return TENANT_ZONE
-    return parse_zone(text)
-
-
-def parse_zone(text: str) -> ZoneInfo:
-    """An IANA zone by name, or ValueError naming the closest real ones."""
-    try:
-        if "/" in text or text.upper() in ("UTC", "GMT") or text in available_timezones():
-            return ZoneInfo(text)
-    except (ZoneInfoNotFoundError, ValueError):
-        pass
-    raise ValueError(f"is not an IANA time zone name{_suggest(text, sorted(available_timezones()))}")
-
-
-def _parse_job(value: Any) -> str:
-    text = _string(value)
-    if not text.strip():
-        raise ValueError("must name what the worker runs")
-    return text
-
-
-def _parse_queue(value: Any) -> str:
-    text = _string(value)
-    reason = unsafe_name(text)
-    if reason:
-        raise ValueError(reason)
-    return text
-
-
-def _parse_args(value: Any) -> dict[str, Any]:
-    if not isinstance(value, dict):
-        raise ValueError(f"must be a table, not {_toml_type(value)}")
-    try:
-        json.dumps(value)
-    except TypeError:
-        raise ValueError("dates and times cannot be passed to workers; write them as strings") from None
-    return value
-
-
-def _parse_catchup(value: Any) -> CatchUp:
-    text = _string(value)
-    try:
-        return CatchUp(text)
-    except ValueError:
-        raise ValueError("must be one of 'all', 'latest', 'none'") from None
-
-
-_FIELD_PARSERS: dict[str, Callable[[Any], Any]] = {
-    "cron": _parse_cron,
-    "every": _parse_every,
-    "timezone": _parse_zone,
-    "tenants": lambda value: value,  # needs the tenant sets: see _parse_tenants_field
-    "job": _parse_job,
-    "args": _parse_args,
-    "queue": _parse_queue,
-    "jitter": _parse_duration,
-    "catchup": _parse_catchup,
-    "catchup_window": _parse_duration,
-    "misfire_grace": _parse_duration,
-}
-
-
-def _parse_tenants_field(value: Any, tenant_sets: dict[str, TenantSource]) -> TenantSource:
-    if isinstance(value, str):
-        if value in tenant_sets:
-            return tenant_sets[value]
-        known = ", ".join(sorted(tenant_sets)) or "none"
-        raise ValueError(f"no tenant set of that name in [tenants] (known: {known})")
-    if isinstance(value, list):
-        problems: list[str] = []
-        tenants = _tenant_list(value, problems.append)
-        if problems:
-            raise ValueError("; ".join(problems))
-        return InlineTenants(tenants)
-    raise ValueError("must name a tenant set or list tenant ids")
-
-
-def _tenant_list(values: list[Any], report: Callable[[str], None], lines: list[int] | None = None) -> tuple[Tenant, ...]:
-    tenants: list[Tenant] = []
-    seen: set[str] = set()
-    for position, value in enumerate(values):
-        at = f"line {lines[position]}: " if lines else ""
-        try:
-            tenant = _tenant(value)
-        except ValueError as error:
-            report(f"{at}{error}")
-            continue
-        if tenant.id in seen:
-            report(f"{at}tenant id {tenant.id!r}: is listed twice")
-            continue
-        seen.add(tenant.id)
-        tenants.append(tenant)
-    return tuple(tenants)
-
-
-def _tenant(value: Any) -> Tenant:
-    if isinstance(value, dict):
-        unknown = set(value) - {"id", "timezone"}
-        if unknown or "id" not in value:
-            raise ValueError('a tenant with a zone is written { id = "acme", timezone = "Asia/Tokyo" }')
-        tenant_id, zone_name = value["id"], value.get("timezone")
-    else:
-        tenant_id, zone_name = value, None
-    if not isinstance(tenant_id, str):
-        raise ValueError(f"tenant id must be a string, not {_toml_type(tenant_id)}")
-    reason = unsafe_name(tenant_id)
-    if reason:
-        raise ValueError(f"tenant id {tenant_id!r}: {reason}")
-    if zone_name is None:
-        return Tenant(tenant_id)
-    try:
-        return Tenant(tenant_id, parse_zone(_string(zone_name)))
-    except ValueError as error:
-        raise ValueError(f"tenant {tenant_id!r}: timezone {zone_name!r}: {error}") from None
-
-
-_SEPARATORS = frozenset(" /{}")
-
-
-def unsafe_name(text: str) -> str | None:
-    """Why ``text`` cannot be a schedule name, tenant id, set or queue name, or None when it can.
-
-    Names end up inside firing ids ("schedule/tenant/tick") and Redis keys ("{prefix}:..."), so the
-    separators of both are refused along with anything invisible.
-    """
-    if 0 < len(text) <= MAX_ID_LENGTH and text.isprintable() and not _SEPARATORS.intersection(text):
-        return None  # the common case, checked in C: a tick over a million-member set calls this per member
-    if not text:
-        return "must not be empty"
-    if len(text) > MAX_ID_LENGTH:
-        return f"is {len(text)} characters long; the limit is {MAX_ID_LENGTH}"
-    if any(ch.isspace() for ch in text):
-        return "must not contain whitespace"
-    if any(ord(ch) < 32 or ord(ch) == 127 for ch in text):
-        return "must not contain control characters"
-    bad = sorted({ch for ch in text if ch in "/{}"})
-    if bad:
-        return f"must not contain {' or '.join(repr(ch) for ch in bad)} (they would break firing ids and Redis keys)"
-    return None
-
-
-def all_safe(names: list[str]) -> bool:
-    """Whether unsafe_name finds nothing wrong with any of ``names``, checked in one go: a tick over a
-    large Redis tenant set checks every SSCAN reply, and they are all fine but for a rare bad member."""
-    joined = "".join(names)
-    return (
-        0 < min(map(len, names), default=1)
-        and max(map(len, names), default=0) <= MAX_ID_LENGTH
-        and joined.isprintable()
-        and not any(separator in joined for separator in _SEPARATORS)
-    )
-
-
-def _suggest(word: str, choices: Any) -> str:
-    close = difflib.get_close_matches(word, list(choices), n=1)
-    return f" (did you mean {close[0]!r}?)" if close else ""
-
-
-def _toml_type(value: Any) -> str:
-    names = {bool: "a boolean", int: "an integer", float: "a number", str: "a string", list: "an array", dict: "a table"}
-    return names.get(type(value), type(value).__name__)
