@@ -30,7 +30,9 @@ from __future__ import annotations
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 
+from scheduler.keys import Keys
 from scheduler.table import QueueType, Table, resolve_queue
+from scheduler.targets import local_write
 
 DEFAULT_USER = "scheduler"
 PASSWORD_PLACEHOLDER = "<password>"
@@ -110,9 +112,6 @@ def queue_keys(table: Table, prefix: str) -> list[str]:
     """The keys outside ``prefix`` that the table's queues write (Sidekiq's ``queues`` set and
     ``queue:NAME`` lists, Celery's list, a stream named outside the prefix), in order, once each.
     A Sidekiq or Celery queue in a Redis of its own is listed too: the same user serves there."""
-    from scheduler.store.state import Keys
-    from scheduler.targets import local_write
-
     keys = Keys(prefix)
     found: list[str] = []
     for schedule in table.schedules:

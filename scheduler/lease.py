@@ -12,6 +12,7 @@ from dataclasses import dataclass
 from datetime import timedelta
 from enum import StrEnum
 
+from scheduler.keys import Token
 from scheduler.store.state import Store
 
 
@@ -30,9 +31,9 @@ class Lease:
     replica_id: str
     ttl: timedelta
     clock: "type[time] | object" = time  # anything with monotonic(); tests may pass their own
-    token: str | None = None
-    epoch: int = 0
-    holder: str | None = None
+    token: Token | None = None
+    epoch: int = 0  # the epoch of the lease this replica holds, or held last
+    holder: Token | None = None  # another replica's lease, as last seen
     _valid_until: float = 0.0
 
     @property
@@ -50,11 +51,11 @@ class Lease:
     def acquire(self) -> Change:
         """Try to take the lease; RedisUnavailable propagates."""
         sent = self.clock.monotonic()
-        epoch, holder = self.store.acquire(self.replica_id, self.ttl)
-        if not epoch:
+        token, holder = self.store.acquire(self.replica_id, self.ttl)
+        if token is None:
             previous, self.holder = self.holder, holder
             return Change.STANDING_BY if previous != holder else Change.UNCHANGED
-        self.epoch, self.token, self.holder = epoch, f"{epoch}:{self.replica_id}", None
+        self.epoch, self.token, self.holder = token.epoch, token, None
         self._valid_until = sent + self.ttl.total_seconds() - self.margin
         return Change.ACQUIRED
 

@@ -35,10 +35,11 @@ from prometheus_client import CollectorRegistry, Histogram
 from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily, HistogramMetricFamily, Metric
 from prometheus_client.utils import floatToGoString
 
-from scheduler.store.state import dispatched_groups
+from scheduler.store.replies import dispatched_groups
 
 if TYPE_CHECKING:
     from scheduler.lease import Lease
+    from scheduler.plan.passes import TrackPlan
     from scheduler.store.delivery import Outcome
     from scheduler.store.state import Store
 
@@ -149,11 +150,11 @@ class Metrics:
         """Export ``lease``'s state (read at each scrape): scheduler_is_leader, scheduler_lease_epoch."""
         self._lease = lease
 
-    def pass_finished(self, planned: Iterable[Any], outcome: Outcome) -> None:
+    def pass_finished(self, planned: Iterable[TrackPlan], outcome: Outcome) -> None:
         """After a pass's writes: the firings every track's enqueue calls delivered or found already
         accepted (also those of tracks left unfinished: they were written), and, for each finished
-        track (``planned``: the work loop's tracks, with state, ticks, skipped), its catch-up skips
-        and last tick. A track left unfinished is planned again, so its skips are counted then."""
+        track (``planned``: the pass's plans), its catch-up skips and last tick. A track left
+        unfinished is planned again, so its skips are counted then."""
         with self._lock:
             for track, accepted in outcome.accepted.items():
                 stats = self._stats(outcome.schedules.get(track, track))
@@ -162,14 +163,13 @@ class Metrics:
                 stats.late += accepted.late
                 for now_ms, due_ms in accepted.deliveries:
                     stats.lateness.add_due(now_ms, due_ms)
-            for track in planned:
-                state = track.state
-                if state.key not in outcome.finished:
+            for plan in planned:
+                if plan.key not in outcome.finished:
                     continue
-                stats = self._stats(state.track.schedule.name)
-                stats.skipped[CATCHUP] += track.skipped
-                if track.ticks:
-                    stats.last_ticks[state.key] = track.ticks[-1].timestamp()
+                stats = self._stats(plan.schedule.name)
+                stats.skipped[CATCHUP] += plan.skipped
+                if plan.ticks:
+                    stats.last_ticks[plan.key] = plan.ticks[-1].timestamp()
 
     def dispatched(self, reply: Sequence[Any]) -> None:
         """A dispatch call's reply: the firings it moved from pending to their queue."""
@@ -256,9 +256,7 @@ class Metrics:
             return 0, 0
         if lease.held:
             return 1, lease.epoch
-        holder = lease.holder or ""
-        epoch, _, _ = holder.partition(":")
-        return 0, int(epoch) if epoch.isdigit() else lease.epoch
+        return 0, lease.holder.epoch if lease.holder is not None else lease.epoch
 
 
 class _Collector:

@@ -15,7 +15,6 @@ from pydantic_settings import BaseSettings, SettingsConfigDict
 
 from scheduler.durations import parse_duration
 from scheduler.errors import SettingsError
-from scheduler.store.limits import LedgerLimits
 
 ECS_METADATA_VARIABLES = ("ECS_CONTAINER_METADATA_URI_V4", "ECS_CONTAINER_METADATA_URI")
 
@@ -75,9 +74,6 @@ class Settings(BaseSettings):
         if problem:
             raise ValueError(problem)
         return value
-
-    def ledger_limits(self) -> LedgerLimits:
-        return LedgerLimits(self.history_keep, self.history_lines)
 
     @field_validator("redis_ca_file", mode="before")
     @classmethod

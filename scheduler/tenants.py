@@ -32,6 +32,25 @@ def scan_redis_set(client: redis.Redis, key: str, batch: int = SCAN_BATCH) -> It
             return
 
 
+class TenantSets:
+    """The Redis sets that hold tenants, as the leader reads them: streamed in batches, asked about
+    one member, counted. Errors come out as RedisUnavailable (RedisPermissionError for a refusal)."""
+
+    def __init__(self, client: redis.Redis) -> None:
+        self.client = client
+
+    def batches(self, key: str, size: int = SCAN_BATCH) -> Iterator[list[str]]:
+        return scan_redis_set(self.client, key, size)
+
+    def contains(self, key: str, tenant: str) -> bool:
+        with redis_errors(f"reading tenant set {key!r}"):
+            return bool(self.client.sismember(key, tenant))
+
+    def count(self, key: str) -> int:
+        with redis_errors(f"counting tenant set {key!r}"):
+            return int(self.client.scard(key))
+
+
 def _valid_ids(key: str, members: list[bytes]) -> list[str]:
     """The members that are safe tenant ids. A reply whose members are all fine (the usual case) is
     checked in one go, as one string; otherwise member by member, each refusal logged."""

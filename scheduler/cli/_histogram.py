@@ -8,9 +8,9 @@ from collections import Counter
 from datetime import timedelta
 from typing import TextIO
 
-from scheduler.clock.cadence import EPOCH
+from scheduler.clock.instants import EPOCH
 from scheduler.durations import format_duration
-from scheduler.preview import Batch, Run, Stream, Window, micros
+from scheduler.plan.preview import Batch, Run, Stream, Window, micros
 
 HISTOGRAM_ROWS = 60
 BUCKETS = [timedelta(minutes=m) for m in (1, 2, 5, 10, 15, 30)] + [

@@ -16,10 +16,9 @@ from datetime import timedelta
 from typing import TextIO
 from zoneinfo import ZoneInfo
 
-from scheduler.clock.cadence import EPOCH
-from scheduler.clock.firing import format_tick, utc_second
+from scheduler.clock.instants import EPOCH, format_tick, utc_second
 from scheduler.durations import format_duration
-from scheduler.preview import Batch, Lane, Run, Stream, Window
+from scheduler.plan.preview import Batch, Lane, Run, Stream, Window
 
 CSV_HEADER = "firing_id,tick,enqueue_at,schedule,tenant,queue,job,args,jitter_ms,timezone,late\n"
 

@@ -21,11 +21,10 @@ from datetime import UTC, datetime, timedelta
 from scheduler.cli._common import add_config_argument, load, resolve_tenants
 from scheduler.cli._histogram import Histogram
 from scheduler.cli._listing import Lines, TableFormat
-from scheduler.clock.cadence import EPOCH
-from scheduler.clock.firing import format_tick
+from scheduler.clock.instants import EPOCH, format_tick
 from scheduler.durations import parse_duration
 from scheduler.errors import SchedulerError
-from scheduler.preview import Stream, Window, stream
+from scheduler.plan.preview import Stream, Window, stream
 from scheduler.table import NO_TENANT, RedisSetTenants, Table, Tenant
 
 DEFAULT_SPAN = timedelta(hours=24)

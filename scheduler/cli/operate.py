@@ -21,15 +21,16 @@ from typing import Any
 from scheduler.cli._common import add_config_argument
 from scheduler.cli.dryrun import parse_instant
 from scheduler.clock.cadence import next_tick
-from scheduler.clock.firing import format_instant, format_tick
+from scheduler.clock.instants import entry_instant, format_instant, format_tick, ms_of
 from scheduler.errors import SchedulerError
 from scheduler.replica.embedded import STATE_DIRECTORY
 from scheduler.replica.requests import RESULT_KEPT
 from scheduler.settings import load_settings
 from scheduler.store.connection import connect
 from scheduler.store.control import Control, paused_field
-from scheduler.store.ledger import Line
-from scheduler.store.state import Keys, Store, entry_instant, ms_of
+from scheduler.plan.ledger import Line
+from scheduler.keys import Keys
+from scheduler.store.state import Store
 from scheduler.replica.tracks import build_tracks
 from scheduler.table import InlineTenants, Table, load_table
 

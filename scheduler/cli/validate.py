@@ -6,7 +6,7 @@ import argparse
 from datetime import UTC, datetime, timedelta
 
 from scheduler.cli._common import add_config_argument, load, resolve_tenants
-from scheduler.preview import fanouts
+from scheduler.plan.preview import fanouts
 from scheduler.table import Table, Tenant
 
 SUMMARY_WINDOW = timedelta(hours=24)

@@ -27,8 +27,9 @@ from zoneinfo import ZoneInfo
 from croniter import croniter
 
 from scheduler.clock.cronfields import CronError, CronFields, parse_cron
+from scheduler.clock.instants import EPOCH
+from scheduler.durations import format_duration
 
-EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
 # How far before an instant the wall-clock scan starts, so a repeated hour is never half-seen.
 _FOLD_MARGIN = timedelta(hours=3)
 # How far ahead the jitter check looks for DST changes, and how many years of days it looks at for the
@@ -58,8 +59,6 @@ class Every:
         return max(0, _micros(end - EPOCH) // step - _micros(start - EPOCH) // step)
 
     def describe(self) -> str:
-        from scheduler.durations import format_duration
-
         return f"every {format_duration(self.period)}"
 
 

@@ -14,7 +14,9 @@ from scheduler.replica.endpoints import HttpServer, make_app
 from scheduler.replica.runner import Replica
 from scheduler.settings import Settings, load_settings, redact_url
 from scheduler.store.connection import connect
-from scheduler.store.state import Keys, Store
+from scheduler.keys import Keys
+from scheduler.store.limits import LedgerLimits
+from scheduler.store.state import Store
 
 __all__ = ["Replica", "run_replica"]
 
@@ -45,7 +47,7 @@ def _run(config: Path, settings: Settings, replica_id: str, server: HttpServer |
         url = settings.redis_url.get_secret_value()
         logger.info("using Redis at {}", redact_url(url))
     client = connect(settings, url, check=False)
-    store = Store(client, Keys(settings.key_prefix), ledger=settings.ledger_limits())
+    store = Store(client, Keys(settings.key_prefix), ledger=LedgerLimits(settings.history_keep, settings.history_lines))
     signals: queue.SimpleQueue[int] = queue.SimpleQueue()
     replica = Replica(settings, config, store, replica_id, on_crash=lambda: signals.put(CRASHED))
 

@@ -12,7 +12,6 @@ many firings wait, and since when) is logged when it is older than BACKLOG_WARNI
 
 from __future__ import annotations
 
-import random
 import threading
 import time
 from collections.abc import Callable
@@ -20,14 +19,15 @@ from datetime import timedelta
 
 from loguru import logger
 
+from scheduler.backoff import backoff
 from scheduler.errors import RedisUnavailable, SchedulerError
 from scheduler.lease import Lease
 from scheduler.metrics import Metrics
+from scheduler.replica.senders import Sender, sender_for
 from scheduler.settings import Settings
 from scheduler.store.state import Store
 from scheduler.table import QueueSpec
-from scheduler.targets import STREAM_FIELDS
-from scheduler.targets.senders import Sender, sender_for
+from scheduler.targets import STREAM_FIELDS, Routes
 
 BATCH = 100  # firings taken from one outbox at a time
 BLOCK = timedelta(milliseconds=500)  # how long a read waits for new firings
@@ -40,8 +40,9 @@ START = "0-0"  # read an outbox from its first entry
 
 class Relay:
     def __init__(self, store: Store, lease: Lease, settings: Settings, stopping: threading.Event,
-                 on_crash: Callable[[], None], metrics: Metrics | None = None) -> None:
+                 routes: Callable[[], Routes], on_crash: Callable[[], None], metrics: Metrics | None = None) -> None:
         self.store = store
+        self.routes = routes  # where each queue goes under the table the work loop runs now
         self.metrics = metrics or Metrics()
         self.lease = lease
         self.settings = settings
@@ -117,7 +118,7 @@ class Relay:
         self._after[queue] = entries[-1][0]
 
     def _sender(self, queue: str) -> Sender:
-        spec = self.store.routes.spec(queue)
+        spec = self.routes().spec(queue)
         cached = self._senders.get(queue)
         if cached is not None and cached[0] == spec:
             return cached[1]
@@ -135,12 +136,12 @@ class Relay:
         failures = self._failures[queue] = self._failures.get(queue, 0) + 1
         if failures == 1:
             logger.error("{}the relay could not deliver: {}; retrying", f"queue {queue}: " if queue else "", error)
-        backoff = min(self.settings.retry_interval.total_seconds() * 2 ** (failures - 1), MAX_BACKOFF)
+        wait = backoff(failures, self.settings.retry_interval.total_seconds(), MAX_BACKOFF)
         self._after.pop(queue, None)
         if queue:
-            self._resume_at[queue] = time.monotonic() + backoff * random.uniform(0.5, 1.0)
+            self._resume_at[queue] = time.monotonic() + wait
         else:
-            self.stopping.wait(backoff)
+            self.stopping.wait(wait)
 
     def _check_backlog(self, queues: set[str]) -> None:
         if time.monotonic() < self._next_backlog_check:

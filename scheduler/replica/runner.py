@@ -21,7 +21,6 @@
 
 from __future__ import annotations
 
-import random
 import threading
 import time
 from collections.abc import Callable
@@ -36,6 +35,7 @@ from apscheduler.triggers.interval import IntervalTrigger
 from loguru import logger
 
 from scheduler import __version__
+from scheduler.backoff import backoff
 from scheduler.errors import RedisPermissionError, RedisUnavailable
 from scheduler.lease import Change, Lease
 from scheduler.logs import set_context
@@ -75,7 +75,8 @@ class Replica:
                              settings.retry_interval, self.stopping, on_fenced=self._check_lease_now,
                              on_crash=on_crash, on_refused=self._work_refused,
                              metrics=self.metrics)
-        self.relay = Relay(store, self.lease, settings, self.stopping, on_crash=on_crash, metrics=self.metrics)
+        self.relay = Relay(store, self.lease, settings, self.stopping, routes=lambda: self.worker.routes,
+                           on_crash=on_crash, metrics=self.metrics)
         agent = ecs_agent_uri() if settings.ecs_task_protection else None
         self.protection = TaskProtection(agent) if agent else None
         self.redis_answered: float | None = None  # monotonic time of the lease job's last turn Redis answered
@@ -311,10 +312,10 @@ class Replica:
             logger.error("Redis is unreachable ({}); retrying with backoff", error)
         if self.lease.token and self.lease.expire_if_stale() is Change.LOST:
             self._step_down("it could not be renewed in time")
-        delay = min(self._retry * 2 ** (self._failures - 1), MAX_BACKOFF.total_seconds())
+        cap = MAX_BACKOFF.total_seconds()
         if self.lease.token:
-            delay = min(delay, self.lease.remaining / 2)
-        delay *= random.uniform(0.5, 1.0)
+            cap = min(cap, self.lease.remaining / 2)  # a leader tries again while its lease still holds
+        delay = backoff(self._failures, self._retry, cap)
         self.timers.modify_job("lease", next_run_time=_wall_now() + timedelta(seconds=delay))
 
     def _report_refusal(self, error: RedisPermissionError) -> None:

@@ -6,12 +6,10 @@ from collections.abc import Iterator
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 
-import redis
-
 from scheduler.clock.cadence import next_tick
-from scheduler.clock.planner import Track, tracks_of
+from scheduler.plan.planner import Track, tracks_of
 from scheduler.table import InlineTenants, RedisSetTenants, Table
-from scheduler.tenants import scan_redis_set
+from scheduler.tenants import TenantSets
 
 BATCH = 10_000  # tenants planned and accepted at a time, so a million-member set never sits in memory
 STATE_MARGIN = timedelta(days=7)  # a removed schedule's watermark outlives it by this much, then expires
@@ -27,7 +25,7 @@ class TrackState:
     def key(self) -> str:
         return self.track.key
 
-    def batches(self, client: redis.Redis) -> Iterator[list[str]]:
+    def batches(self, sets: TenantSets) -> Iterator[list[str]]:
         """The tenants in batches of at most BATCH; at least one (maybe empty) batch."""
         if self.tenant_ids is not None:
             ids = self.tenant_ids
@@ -37,7 +35,7 @@ class TrackState:
         source = self.track.schedule.tenants
         assert isinstance(source, RedisSetTenants)
         empty = True
-        for batch in scan_redis_set(client, source.key, BATCH):
+        for batch in sets.batches(source.key, BATCH):
             empty = False
             yield batch
         if empty:

@@ -22,7 +22,6 @@ monotonic clock only measures how long to sleep until Redis's clock reaches the 
 from __future__ import annotations
 
 import hashlib
-import random
 import threading
 import time
 from collections.abc import Callable
@@ -32,19 +31,22 @@ from pathlib import Path
 
 from loguru import logger
 
-from scheduler.clock.firing import format_instant, format_tick
-from scheduler.clock.planner import Fanout, Plan, ticks_in
-from scheduler.durations import format_duration
+from scheduler.backoff import backoff
+from scheduler.clock.instants import NEVER, format_instant, format_tick
 from scheduler.errors import NotLeader, RedisPermissionError, RedisUnavailable, TableError
+from scheduler.keys import Token
 from scheduler.lease import Lease
 from scheduler.metrics import PAUSED, Metrics
-from scheduler.replica.requests import carry_out_requests
+from scheduler.plan.passes import TrackPlan, TrackPlanner, held_tenants, paused_plan
+from scheduler.replica.requests import Requests
 from scheduler.replica.tracks import TrackState, build_tracks
+from scheduler.store.calls import Acceptance
 from scheduler.store.delivery import Delivery
-from scheduler.store.ledger import Decision
-from scheduler.store.state import CHUNK, DEDUP_MARGIN, NEVER, Acceptance, Store, dispatched
-from scheduler.table import InlineTenants, Schedule, Table, load_table
+from scheduler.store.replies import dispatched
+from scheduler.store.state import CHUNK, DEDUP_MARGIN, Store
+from scheduler.table import InlineTenants, Table, load_table
 from scheduler.targets import Routes
+from scheduler.tenants import TenantSets
 
 IDLE_BEAT = 1.0  # the longest the loop waits without going round (and beating)
 MAX_BACKOFF = 5.0  # the longest wait before retrying a pass that Redis refused
@@ -55,19 +57,6 @@ REQUEST_SLACK = 0.1  # ... and only when the next pass is at least this far off,
 
 class _Stopping(Exception):
     """The replica stops while a pass waits for its instant: nothing more is sent."""
-
-
-@dataclass
-class _Planned:
-    """A track as one pass planned it: what to log once its ticks are finished."""
-
-    state: TrackState
-    watermark: datetime | None  # as read before planning
-    ticks: list[datetime]
-    advanced_to: datetime  # the watermark once every tick is handled
-    skipped: int
-    paused: int = 0  # ticks not fired because the schedule is paused
-    paused_firings: int = 0  # firings not sent because the schedule or their tenant is paused
 
 
 class RedisClock:
@@ -98,6 +87,7 @@ class Worker:
                  on_refused: Callable[[RedisPermissionError], None] = lambda error: None,
                  metrics: Metrics | None = None) -> None:
         self.store = store
+        self.tenants = TenantSets(store.client)
         self.metrics = metrics or Metrics()
         self.lease = lease
         self.config = config
@@ -110,11 +100,12 @@ class Worker:
         self.on_refused = on_refused  # Redis refused a command for lack of permission: say so, step down
         self.wake = threading.Event()
         self.clock = RedisClock(store)
+        self.requests = Requests(store, self.tenants, now=self.clock.read, progress=self._beat)
         self.last_beat = time.monotonic()
         self._digest = _digest(table)
         self._next_reload_check = 0.0
         self._reload_forced = False
-        self._term: str | None = None  # the lease token the loop last worked under
+        self._term: Token | None = None  # the lease token the loop last worked under
         self._queues: dict[str, datetime | None] = {}  # queue -> when its next pending firing is due
         self._failures = 0
         self._lead = MIN_LEAD
@@ -203,7 +194,7 @@ class Worker:
 
         return wait
 
-    def _pass(self, token: str) -> None:
+    def _pass(self, token: Token) -> None:
         now = self.clock.read()
         if token != self._term:
             self._begin_term(token, now)
@@ -211,12 +202,12 @@ class Worker:
         self._handle_due_tracks(token, instant)
         self._deliver_pending(token, instant)
 
-    def _handle_requests(self, token: str) -> None:
-        pending = carry_out_requests(self, token)
+    def _handle_requests(self, token: Token) -> None:
+        pending = self.requests.carry_out(token, self.table, self.tracks, self.routes)
         for queue in pending:
             self._queues[queue] = None  # a backfill left firings waiting out their jitter
 
-    def _guarded(self, token: str, work: Callable[[str], None]) -> float:
+    def _guarded(self, token: Token, work: Callable[[Token], None]) -> float:
         """Do ``work`` (a pass, or operators' requests) under ``token``; returns how long to wait
         before the next turn (0: go round at once)."""
         try:
@@ -232,19 +223,19 @@ class Worker:
             # lease up, so a replica whose user has the permission can lead meanwhile.
             self._failures += 1
             self.on_refused(error)
-            return min(self.retry * 2 ** (self._failures - 1), MAX_BACKOFF) * random.uniform(0.5, 1.0)
+            return backoff(self._failures, self.retry, MAX_BACKOFF)
         except RedisUnavailable as error:
             self.metrics.redis_error("work")
             self._failures += 1
             if self._failures == 1:
                 logger.error("work interrupted: {}; retrying", error)
-            return min(self.retry * 2 ** (self._failures - 1), MAX_BACKOFF) * random.uniform(0.5, 1.0)
+            return backoff(self._failures, self.retry, MAX_BACKOFF)
         if self._failures:
             logger.info("work resumed after {} failed attempts", self._failures)
             self._failures = 0
         return 0.0
 
-    def _begin_term(self, token: str, now: datetime) -> None:
+    def _begin_term(self, token: Token, now: datetime) -> None:
         """A new term: every track starts again from its watermark, every queue is checked."""
         self.store.load_scripts()
         for state in self.tracks.values():
@@ -258,79 +249,60 @@ class Worker:
 
     # -- tracks ---------------------------------------------------------------------------------
 
-    def _handle_due_tracks(self, token: str, now: datetime) -> None:
+    def _handle_due_tracks(self, token: Token, now: datetime) -> None:
         """Plan and send every track due at ``now`` (Redis's clock now, or an instant within the lead)."""
         due = [state for state in self.tracks.values() if state.due is None or state.due <= now]
         if not due:
             return
         delivery = Delivery(self.store, token, progress=self._beat, before_send=self._send_at(now, time.monotonic()))
-        planned = []
+        planned: list[tuple[TrackState, TrackPlan]] = []
         watermarks, paused = self.store.pass_state([state.key for state in due])
         for state, watermark in zip(due, watermarks):
-            track = self._plan(state, watermark, now, delivery, paused)
-            if track is None:
+            plan = self._plan(state, watermark, now, delivery, paused)
+            if plan is None:
                 break  # stopping, or the lease is gone: what was not finished is planned again
-            planned.append(track)
+            delivery.finish(plan, state.watermark_ttl(now), plan.schedule.catchup_window + DEDUP_MARGIN)
+            planned.append((state, plan))
         outcome = delivery.close()
-        for track in planned:
-            if track.state.key in outcome.finished:
-                accepted = outcome.accepted.get(track.state.key, Acceptance())
+        for state, plan in planned:
+            if state.key in outcome.finished:
+                accepted = outcome.accepted.get(state.key, Acceptance())
                 if accepted.pending:
-                    self._queues[track.state.track.schedule.queue] = now
-                track.state.due = track.state.next_due(max(now, track.advanced_to))
-                _log(track, now, accepted)
-                if track.paused_firings:
-                    self.metrics.skipped(track.state.track.schedule.name, PAUSED, track.paused_firings)
-        self.metrics.pass_finished(planned, outcome)
+                    self._queues[plan.schedule.queue] = now
+                state.due = state.next_due(max(now, plan.advanced_to))
+                _log(plan, now, accepted)
+                if plan.paused_firings:
+                    self.metrics.skipped(plan.schedule.name, PAUSED, plan.paused_firings)
+        self.metrics.pass_finished([plan for _, plan in planned], outcome)
         if outcome.error is not None:
             raise outcome.error
 
     def _plan(self, state: TrackState, watermark: datetime | None, now: datetime, delivery: Delivery,
-              paused: dict[str, str]) -> _Planned | None:
-        """Plan ``state``'s track into ``delivery``, tenant batch by tenant batch; None if interrupted.
-        A paused schedule's ticks, and a paused tenant's firings, are recorded as paused, not sent."""
+              paused: dict[str, str]) -> TrackPlan | None:
+        """Plan ``state``'s track, tenant batch by tenant batch, each batch's firings handed to
+        ``delivery`` as soon as it is planned; None if interrupted. A paused schedule's ticks, and a
+        paused tenant's firings, are recorded as paused, not sent."""
         schedule = state.track.schedule
-        ttl = state.watermark_ttl(now)
-        remember = schedule.catchup_window + DEDUP_MARGIN
-        track = _Planned(state, watermark, [], now, 0)
         if watermark is not None and schedule.name in paused:
-            count, first, last = ticks_in(state.track, watermark, now)
-            decisions: dict[datetime | None, Decision] = {}
-            if count and first and last:
-                tenants = len(state.tenant_ids) if state.tenant_ids is not None else 0
-                decisions[None] = Decision("paused", paused=count * tenants, span=(first, last, count),
-                                           reason=f"schedule paused since {paused[schedule.name]}")
-            track.advanced_to, track.paused = last or watermark, count
-            track.paused_firings = sum(decision.paused for decision in decisions.values())
-            delivery.finish(schedule.name, state.key, [], track.advanced_to, ttl, remember, decisions)
-            return track
-        held = {key.partition("/")[2]: since for key, since in paused.items() if key.startswith(schedule.name + "/")}
-        decisions = {}
-        for tenant_ids in state.batches(self.store.client):
+            tenants = len(state.tenant_ids) if state.tenant_ids is not None else 0
+            return paused_plan(state.track, tenants, watermark, now, paused[schedule.name])
+        planner = TrackPlanner(state.track, watermark, now, held_tenants(paused, schedule.name))
+        target = self.routes.target(schedule.queue)
+        ttl = state.watermark_ttl(now)
+        for tenant_ids in state.batches(self.tenants):
             if self.stopping.is_set() or not self.lease.held:
                 return None
-            stopped = [tenant for tenant in tenant_ids if tenant in held] if held else []
-            if stopped:
-                tenant_ids = [tenant for tenant in tenant_ids if tenant not in held]
-            plan = Fanout(state.track, tenant_ids).catch_up(watermark, now)
-            delivery.accept(schedule, state.key, plan.ticks, ttl)
-            _decide(decisions, schedule, plan, now, stopped, len(tenant_ids))
-            track.skipped += plan.skipped
-            track.ticks, track.advanced_to = [tick.tick for tick in plan.ticks], plan.watermark
-        track.paused_firings = sum(decision.paused for decision in decisions.values())
-        if watermark is None:
-            decisions[None] = Decision("started", reason=f"first seen: starting after {format_instant(now)}")
-        delivery.finish(schedule.name, state.key, track.ticks, track.advanced_to, ttl, remember, decisions)
-        return track
+            delivery.accept(schedule, state.key, planner.batch(tenant_ids), ttl, target)
+        return planner.result()
 
     # -- pending firings ------------------------------------------------------------------------
 
-    def _deliver_pending(self, token: str, now: datetime) -> None:
+    def _deliver_pending(self, token: Token, now: datetime) -> None:
         """Move every due pending firing to its queue: one pipelined call per queue that has any."""
         due = sorted(queue for queue, at in self._queues.items() if at is None or at <= now)
         while due and not self.stopping.is_set():
-            calls = [self.store.dispatch_call(token, queue, CHUNK) for queue in due]
-            replies = self.store.send(calls, "delivering pending firings")
+            calls = [self.store.dispatch_call(token, self.routes.target(queue), CHUNK) for queue in due]
+            replies = self.store.send(token, calls, "delivering pending firings")
             self._beat()
             again = []
             for queue, reply in zip(due, replies):
@@ -346,9 +318,9 @@ class Worker:
     # -- reloading ------------------------------------------------------------------------------
 
     def _adopt(self, table: Table) -> None:
-        """Run ``table``: its tracks, and where its queues go."""
+        """Run ``table``: its tracks, and where its queues go (the relay reads ``routes`` too)."""
         self.table, self.tracks = table, build_tracks(table)
-        self.store.routes = Routes(self.store.keys, table)
+        self.routes = Routes(self.store.keys, table)
 
     def _reload_if_changed(self) -> None:
         if not self._reload_forced and time.monotonic() < self._next_reload_check:
@@ -375,43 +347,19 @@ class Worker:
         self._term = None  # publish the new table and start every track from its watermark
 
 
-def _decide(decisions: dict[datetime | None, Decision], schedule: Schedule, plan: Plan, now: datetime,
-            stopped: list[str], tenants: int) -> None:
-    """Add one tenant batch's plan to the decisions of its ticks (what the ledger will say of them)."""
-    why = (f"late by more than misfire_grace ({format_duration(schedule.misfire_grace)}): catch-up policy "
-           f"{schedule.catchup.value!r}, catchup_window {format_duration(schedule.catchup_window)}")
-    examined = 0
-    for tick in plan.ticks:
-        decision = decisions.setdefault(tick.tick, Decision())
-        examined += tick.skipped
-        decision.skipped += tick.skipped
-        if tick.skipped:
-            decision.reason = why
-        if now > tick.tick + schedule.misfire_grace:  # only then can a firing of this tick be late
-            decision.late += sum(1 for firing in tick.firings if firing.late)
-        if stopped:
-            decision.paused += len(stopped)
-            decision.paused_tenants += stopped
-    if plan.skipped > examined and tenants:
-        first, last = plan.skipped_ticks
-        bulk = decisions.setdefault(None, Decision("skipped", reason=why))
-        bulk.skipped += plan.skipped - examined
-        bulk.span = (first, last, (plan.skipped - examined) // tenants)
-
-
-def _log(track: _Planned, now: datetime, accepted: Acceptance) -> None:
-    key, schedule = track.state.key, track.state.track.schedule
-    if track.paused:
-        logger.bind(schedule=schedule.name, count=track.paused).info(
-            "schedule {}: paused, {} tick(s) recorded as paused", key, track.paused)
-    if track.watermark is None:
+def _log(plan: TrackPlan, now: datetime, accepted: Acceptance) -> None:
+    key, schedule = plan.key, plan.schedule
+    if plan.paused:
+        logger.bind(schedule=schedule.name, count=plan.paused).info(
+            "schedule {}: paused, {} tick(s) recorded as paused", key, plan.paused)
+    if plan.watermark is None:
         logger.info("schedule {}: first seen, starting after {}", key, format_instant(now))
-    elif track.skipped:
-        logger.bind(schedule=schedule.name, count=track.skipped).warning(
-            "schedule {}: catch-up policy {!r} skipped {} late firings", key, schedule.catchup.value, track.skipped)
-    if track.ticks:
-        span = format_tick(track.ticks[0]) + (f" .. {format_tick(track.ticks[-1])}" if len(track.ticks) > 1 else "")
-        bound = logger.bind(schedule=schedule.name, tick=format_tick(track.ticks[-1]), queue=schedule.queue,
+    elif plan.skipped:
+        logger.bind(schedule=schedule.name, count=plan.skipped).warning(
+            "schedule {}: catch-up policy {!r} skipped {} late firings", key, schedule.catchup.value, plan.skipped)
+    if plan.ticks:
+        span = format_tick(plan.ticks[0]) + (f" .. {format_tick(plan.ticks[-1])}" if len(plan.ticks) > 1 else "")
+        bound = logger.bind(schedule=schedule.name, tick=format_tick(plan.ticks[-1]), queue=schedule.queue,
                             count=accepted.delivered + accepted.pending)
         bound.info("schedule {}: tick {}: {} enqueued, {} waiting out their jitter{}", key, span, accepted.delivered,
                    accepted.pending, f", {accepted.duplicates} already accepted before" if accepted.duplicates else "")

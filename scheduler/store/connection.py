@@ -13,7 +13,7 @@ from __future__ import annotations
 import inspect
 import re
 import ssl
-from collections.abc import Iterator
+from collections.abc import Iterator, Mapping
 from contextlib import contextmanager
 from urllib.parse import parse_qsl, urlsplit
 
@@ -119,15 +119,19 @@ def location(client: redis.Redis) -> str:
 # -- errors ---------------------------------------------------------------------------------------
 
 
+NO_SCRIPTS: Mapping[str, str] = {}
+
+
 @contextmanager
-def redis_errors(doing: str, where: str | None = None) -> Iterator[None]:
+def redis_errors(doing: str, where: str | None = None, scripts: Mapping[str, str] = NO_SCRIPTS) -> Iterator[None]:
     """Turn redis-py's errors into RedisUnavailable (RedisPermissionError for a refusal), naming what
-    was being done; a failed TLS handshake also names ``where`` (a redacted URL) and why."""
+    was being done; a failed TLS handshake also names ``where`` (a redacted URL) and why. ``scripts``
+    (SHA1 -> text) names a command refused inside one of them."""
     try:
         yield
     except redis.ResponseError as error:
         # The server's own reply (a script error, a wrong type, NOPERM): it names no credentials.
-        raise reply_error(error, doing) from None
+        raise reply_error(error, doing, scripts) from None
     except redis.RedisError as error:
         tls = tls_failure(error)
         if tls is not None:
@@ -135,32 +139,25 @@ def redis_errors(doing: str, where: str | None = None) -> Iterator[None]:
         raise RedisUnavailable(f"{doing}: {type(error).__name__}") from None
 
 
-def reply_error(error: redis.ResponseError, doing: str) -> RedisUnavailable:
+def reply_error(error: redis.ResponseError, doing: str, scripts: Mapping[str, str] = NO_SCRIPTS) -> RedisUnavailable:
     """An error reply as the scheduler's error: RedisPermissionError when it is a refusal."""
-    refused = refusal(error)
+    refused = refusal(error, scripts)
     if refused is not None:
         return RedisPermissionError(doing, refused)
     return RedisUnavailable(f"{doing}: {error}")
 
 
-_SCRIPTS: dict[str, str] = {}  # SHA1 -> text of every script the scheduler sends, to name a refused command
 _IN_SCRIPT = re.compile(r"The user executing the script can't (?P<what>.+?)(?: script: (?P<sha>[0-9a-f]{40}), "
                         r"on @user_script:(?P<line>\d+))?\.?$", re.DOTALL)
 _CALL = re.compile(r"redis\.call\(\s*'(\w+)'")
 
 
-def remember_script(sha: str, text: str) -> None:
-    """Know ``text`` by its SHA1, so a command refused inside it can be named (Redis 7 names only the
-    script and the line)."""
-    _SCRIPTS[sha] = text
-
-
-def refusal(error: redis.ResponseError) -> str | None:
+def refusal(error: redis.ResponseError, scripts: Mapping[str, str] = NO_SCRIPTS) -> str | None:
     """What Redis refused, in its own words, when ``error`` is an ACL refusal; else None.
 
     Outside a script Redis says NOPERM and names the command or that a key or channel was refused;
     inside one it names only the script and line, so the command is read from that line of the
-    script's text."""
+    script's text in ``scripts`` (SHA1 -> text)."""
     text = str(error).strip()
     if isinstance(error, redis.exceptions.NoPermissionError):
         return f"NOPERM {text}"
@@ -173,7 +170,7 @@ def refusal(error: redis.ResponseError) -> str | None:
     if found["sha"] is None:
         return f"NOPERM a command inside a script was refused: the user can't {what}"
     line = int(found["line"])
-    lines = _SCRIPTS.get(found["sha"], "").splitlines()
+    lines = scripts.get(found["sha"], "").splitlines()
     called = _CALL.search(lines[line - 1]) if 0 < line <= len(lines) else None
     command = f"the script's {called[1]} (line {line})" if called else f"a command of script {found['sha'][:12]} (line {line})"
     return f"NOPERM {command} was refused: the user can't {what}"

@@ -13,9 +13,11 @@ from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
 
-from scheduler.clock.firing import format_instant
-from scheduler.store.ledger import Line
-from scheduler.store.state import Store, entry_instant, ms_of, pause_marks, token_parts
+from scheduler.clock.instants import entry_instant, format_instant, ms_of
+from scheduler.plan.ledger import Line
+from scheduler.keys import Token
+from scheduler.store.replies import pause_marks
+from scheduler.store.state import Store
 
 PENDING_COUNTED = 10_000  # pending firings of a queue counted by schedule, at most
 
@@ -102,8 +104,8 @@ class Control:
             token, ttl, epoch = pipe.execute()
         if not token:
             return LeaseView(None, int(epoch or 0), None)
-        replica, held = token_parts(token.decode())
-        return LeaseView(replica, held, ttl / 1000 if ttl and ttl > 0 else None)
+        held = Token.parse(token)
+        return LeaseView(held.replica, held.epoch, ttl / 1000 if ttl and ttl > 0 else None)
 
     def running_table(self) -> dict[str, str]:
         with self.store.errors("reading the running table"):

@@ -1,5 +1,9 @@
 """One pass's fenced writes: the firings of every track due at one instant, then their finishing.
 
+The pass plans (scheduler/plan/passes.py) and this writes what it planned: ``accept`` each piece
+of firings as it is planned, ``finish`` each track's plan once all of its firings are queued, then
+``close``.
+
 A tick is finished (recorded done, its dedup set dropped, the watermark moved past it) only after
 every chunk of it was accepted. So the enqueue calls of a pass go out first, pipelined across
 tracks (every schedule due at one instant in one round trip, up to ROUND_TRIP_FIRINGS); the replies
@@ -14,11 +18,15 @@ from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 
-from scheduler.clock.planner import TickPlan
 from scheduler.errors import RedisUnavailable
-from scheduler.store.ledger import Decision
-from scheduler.store.state import ROUND_TRIP_FIRINGS, Acceptance, Call, Store, token_parts
+from scheduler.keys import Token
+from scheduler.plan.ledger import Decision
+from scheduler.plan.passes import TrackPlan
+from scheduler.plan.planner import TickPlan
+from scheduler.store.calls import Acceptance, Call
+from scheduler.store.state import ROUND_TRIP_FIRINGS, Store
 from scheduler.table import Schedule
+from scheduler.targets import Target
 
 
 @dataclass
@@ -31,17 +39,13 @@ class Outcome:
 
 @dataclass
 class _Finish:
-    schedule: str
-    track: str
-    ticks: list[datetime]
-    watermark: datetime
+    plan: TrackPlan
     ttl: timedelta
     remember: timedelta
-    decisions: dict[datetime | None, Decision]
 
 
 class Delivery:
-    def __init__(self, store: Store, token: str, progress: Callable[[], None] = lambda: None,
+    def __init__(self, store: Store, token: Token, progress: Callable[[], None] = lambda: None,
                  before_send: Callable[[], None] = lambda: None) -> None:
         self.store = store
         self.token = token
@@ -54,50 +58,51 @@ class Delivery:
         self._by_tick: dict[tuple[str, datetime | None], Acceptance] = {}
         self.outcome = Outcome()
 
-    def accept(self, schedule: Schedule, track: str, ticks: Sequence[TickPlan], dedup_ttl: timedelta) -> None:
-        """Queue the calls that accept ``ticks``' firings; a full round trip's worth goes out at once."""
+    def accept(self, schedule: Schedule, track: str, ticks: Sequence[TickPlan], dedup_ttl: timedelta,
+               target: Target) -> None:
+        """Queue the calls that accept ``ticks``' firings into ``target``; a full round trip's worth
+        goes out at once."""
         self.outcome.schedules[track] = schedule.name
-        for call in self.store.enqueue_calls(self.token, schedule, track, ticks, dedup_ttl):
+        for call in self.store.enqueue_calls(self.token, schedule, track, ticks, dedup_ttl, target):
             self._calls.append(call)
             self._firings += call.firings
             if self._firings >= ROUND_TRIP_FIRINGS:
                 self._send()
 
-    def finish(self, schedule: str, track: str, ticks: Sequence[datetime], watermark: datetime, ttl: timedelta,
-               remember: timedelta, decisions: dict[datetime | None, Decision] | None = None) -> None:
-        """Once every accept of ``track`` is queued: finish its ``ticks`` in order and move its
-        watermark to ``watermark`` (which may lie past the last tick, or stand alone with no ticks).
-        Each tick gets its ledger line from its decision and the replies; ``decisions[None]``, when
-        given, is the line of the watermark's move (a range skipped or paused, a first start)."""
-        self._finishes.append(_Finish(schedule, track, list(ticks), watermark, ttl, remember, decisions or {}))
+    def finish(self, plan: TrackPlan, ttl: timedelta, remember: timedelta) -> None:
+        """Once every accept of ``plan``'s track is queued: finish its ticks in order and move its
+        watermark to ``plan.advanced_to`` (which may lie past the last tick, or stand alone with no
+        ticks). Each tick gets its ledger line from its decision and the replies;
+        ``decisions[None]``, when there is one, is the line of the watermark's move."""
+        self._finishes.append(_Finish(plan, ttl, remember))
 
     def close(self) -> Outcome:
         """Send what is queued, then finish every tick of which no chunk was refused."""
         self._send()
         self._ready()
         calls: list[Call] = []
-        epoch = token_parts(self.token)[1]
+        epoch = self.token.epoch
         for finish in self._finishes:
-            refused = False
-            for tick in finish.ticks:
-                if (finish.track, tick) in self._refused:
+            plan, refused = finish.plan, False
+            track, schedule = plan.key, plan.schedule.name
+            for tick in plan.ticks:
+                if (track, tick) in self._refused:
                     refused = True
                     break
-                accepted = self._by_tick.get((finish.track, tick), Acceptance())
-                line = finish.decisions.get(tick, Decision()).line(
-                    finish.track, finish.schedule, tick, epoch, accepted.delivered + accepted.pending,
-                    accepted.duplicates)
-                calls.append(self.store.finish_call(self.token, finish.schedule, finish.track, tick, tick, finish.ttl,
+                accepted = self._by_tick.get((track, tick), Acceptance())
+                line = plan.decisions.get(tick, Decision()).line(
+                    track, schedule, tick, epoch, accepted.delivered + accepted.pending, accepted.duplicates)
+                calls.append(self.store.finish_call(self.token, schedule, track, tick, tick, finish.ttl,
                                                     finish.remember, line))
             if refused:
                 continue
-            if not finish.ticks or finish.watermark > finish.ticks[-1] or None in finish.decisions:
-                moved = finish.decisions.get(None)
-                line = moved.line(finish.track, finish.schedule, None, epoch) if moved else ()
-                calls.append(self.store.finish_call(self.token, finish.schedule, finish.track, None, finish.watermark,
+            if not plan.ticks or plan.advanced_to > plan.ticks[-1] or None in plan.decisions:
+                moved = plan.decisions.get(None)
+                line = moved.line(track, schedule, None, epoch) if moved else ()
+                calls.append(self.store.finish_call(self.token, schedule, track, None, plan.advanced_to,
                                                     finish.ttl, finish.remember, line))
-            self.outcome.finished.add(finish.track)
-        for call, reply in zip(calls, self.store.send(calls, "finishing ticks")):
+            self.outcome.finished.add(track)
+        for call, reply in zip(calls, self.store.send(self.token, calls, "finishing ticks")):
             if isinstance(reply, RedisUnavailable):
                 self.outcome.finished.discard(call.track)
                 self.outcome.error = self.outcome.error or reply
@@ -113,7 +118,7 @@ class Delivery:
         if not calls:
             return
         self._ready()
-        for call, reply in zip(calls, self.store.send(calls)):
+        for call, reply in zip(calls, self.store.send(self.token, calls)):
             if isinstance(reply, RedisUnavailable):
                 self._refused.add((call.track, call.tick))
                 self.outcome.error = self.outcome.error or reply

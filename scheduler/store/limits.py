@@ -1,4 +1,4 @@
-"""How much of the decision ledger is kept (settings and the store both need it)."""
+"""How much of the decision ledger the store keeps (SCHEDULER_HISTORY_KEEP, SCHEDULER_HISTORY_LINES)."""
 
 from __future__ import annotations
 

@@ -9,6 +9,9 @@ A schedule's ``queue`` names a ``[queues.NAME]`` entry of the table (or falls ba
 * A target elsewhere (SQS; a Sidekiq or Celery Redis of its own) is written to the queue's *outbox*,
   a stream in the scheduler's Redis, by those same fenced scripts; the leader's relay
   (scheduler/replica/relay.py) sends it on and removes only what the target accepted.
+
+The store's scripts start with ``deliver.lua``; the relay's senders (scheduler/replica/senders.py)
+use it with ``relay.lua`` against a target's own Redis.
 """
 
 from __future__ import annotations
@@ -16,12 +19,9 @@ from __future__ import annotations
 import json
 from dataclasses import dataclass
 from importlib.resources import files
-from typing import TYPE_CHECKING
 
+from scheduler.keys import Keys
 from scheduler.table import QueueSpec, QueueType, Table, resolve_queue
-
-if TYPE_CHECKING:
-    from scheduler.store.state import Keys
 
 #: The fields of a stream entry, in order; the same ten make the firing message of every other type.
 STREAM_FIELDS = ("firing_id", "schedule", "tenant", "tick", "enqueue_at", "job", "args", "queue", "epoch", "late")

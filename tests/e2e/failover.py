@@ -10,7 +10,7 @@ from datetime import UTC, datetime, timedelta
 from replicas import PREFIX, Cluster
 
 from redis_server import wait_for
-from scheduler.clock.firing import format_tick
+from scheduler.clock.instants import format_tick
 
 
 def first_seen(cluster: Cluster, schedule: str) -> datetime:

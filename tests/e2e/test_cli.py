@@ -188,8 +188,8 @@ def test_dry_run_agrees_with_the_planner_on_overlapping_jitter_zones_and_an_outa
     """Many schedules whose jittered firings interleave, in several zones, as the planner plans them."""
     sys.path.insert(0, str(REPO))
     from scheduler.cli._common import resolve_tenants
-    from scheduler.clock.firing import format_instant
-    from scheduler.preview import fanouts
+    from scheduler.clock.instants import format_instant
+    from scheduler.plan.preview import fanouts
     from scheduler.table import load_table
 
     zones = ["Asia/Tokyo", "Europe/Berlin", "America/New_York", "UTC"]

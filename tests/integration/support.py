@@ -9,11 +9,15 @@ from pathlib import Path
 import redis
 
 from scheduler.clock.firing import Firing
-from scheduler.clock.planner import TickPlan
-from scheduler.store.delivery import Delivery
+from scheduler.keys import Keys, Token
+from scheduler.plan.passes import TrackPlan
+from scheduler.plan.planner import TickPlan
 from scheduler.replica.tracks import TrackState, build_tracks
-from scheduler.store.state import DEDUP_MARGIN, Acceptance, Keys, Store
-from scheduler.table import Schedule, load_table
+from scheduler.store.calls import Acceptance
+from scheduler.store.delivery import Delivery
+from scheduler.store.state import DEDUP_MARGIN, Store
+from scheduler.table import Schedule, Table, load_table
+from scheduler.targets import Routes, Target
 
 # Something around the hash tag, so a test sees that only the part in braces is the tag.
 PREFIX = "it{sched-42}x"
@@ -24,32 +28,40 @@ def make_store(client: redis.Redis, prefix: str = PREFIX) -> Store:
     return Store(client, Keys(prefix))
 
 
+def route(store: Store, queue: str, table: Table | None = None) -> Target:
+    """Where ``queue``'s firings go under ``table`` (none: every queue is a stream in this Redis)."""
+    return Routes(store.keys, table).target(queue)
+
+
 def accept(
     store: Store,
-    token: str,
+    token: Token,
     schedule: Schedule,
     track: str,
     ticks: list[TickPlan],
     finish: datetime | None,
     ttl: timedelta = WATERMARK_TTL,
+    table: Table | None = None,
 ) -> Acceptance:
-    """Accept ``ticks``' firings as one pass does; with ``finish``, then finish each tick (if every
-    chunk of it was accepted) and move the watermark up to ``finish``. Raises the first refusal."""
+    """Accept ``ticks``' firings as one pass does (into the schedule's queue under ``table``); with
+    ``finish``, then finish each tick (if every chunk of it was accepted) and move the watermark up
+    to ``finish``. Raises the first refusal."""
     delivery = Delivery(store, token)
-    delivery.accept(schedule, track, ticks, ttl)
+    delivery.accept(schedule, track, ticks, ttl, route(store, schedule.queue, table))
     if finish is not None:
-        delivery.finish(schedule.name, track, [plan.tick for plan in ticks], finish, ttl, schedule.catchup_window + DEDUP_MARGIN)
+        plan = TrackPlan(track, schedule, None, finish, [plan.tick for plan in ticks])
+        delivery.finish(plan, ttl, schedule.catchup_window + DEDUP_MARGIN)
     outcome = delivery.close()
     if outcome.error is not None:
         raise outcome.error
     return outcome.accepted.get(track, Acceptance())
 
 
-def take_lease(store: Store, replica: str, ttl: timedelta = timedelta(seconds=30)) -> str:
+def take_lease(store: Store, replica: str, ttl: timedelta = timedelta(seconds=30)) -> Token:
     """Acquire the lease for ``replica`` (it must be free) and return its token."""
-    epoch, holder = store.acquire(replica, ttl)
-    assert epoch > 0, f"{replica} could not take the lease, {holder} holds it"
-    return f"{epoch}:{replica}"
+    token, holder = store.acquire(replica, ttl)
+    assert token is not None, f"{replica} could not take the lease, {holder} holds it"
+    return token
 
 
 def redis_now(client: redis.Redis) -> datetime:

@@ -13,7 +13,7 @@ import pytest
 from support import accept, floor_minute, plan_at, redis_now, stream_name, take_lease, track_of
 
 from redis_server import wait_for
-from scheduler.clock.firing import format_tick
+from scheduler.clock.instants import format_tick
 from scheduler.consumer import Consumer, Firing
 
 TABLE = """

@@ -19,6 +19,7 @@ from support import (
     read_stream,
     read_stream_fields,
     redis_now,
+    route,
     stream_name,
     take_lease,
     track_of,
@@ -27,10 +28,13 @@ from support import (
 import scheduler.store.delivery as delivery_module
 import scheduler.store.state as state_module
 from redis_server import wait_for
-from scheduler.clock.firing import format_instant, format_tick
-from scheduler.clock.planner import Fanout, TickPlan
+from scheduler.clock.instants import format_instant, format_tick
+from scheduler.plan.planner import Fanout, TickPlan
 from scheduler.errors import NotLeader, RedisUnavailable
-from scheduler.store.state import CHUNK, DEDUP_MARGIN, Acceptance
+from scheduler.store.state import CHUNK, DEDUP_MARGIN
+from scheduler.keys import Token
+from scheduler.store.calls import Acceptance, delivered_at
+from scheduler.store.replies import dispatched, dispatched_groups
 from scheduler.targets import STREAM_FIELDS
 
 TABLE = """
@@ -208,11 +212,11 @@ def test_future_firings_wait_in_pending_and_dispatch_moves_only_the_due_ones(sto
     assert store.client.hlen(store.keys.payload(QUEUE)) == 2
     assert store.queues() == {QUEUE}
 
-    moved, upcoming = store.dispatch(token, QUEUE)
+    moved, upcoming = store.dispatch(token, route(store, QUEUE))
     assert (moved, upcoming) == (0, datetime.fromtimestamp(ms(soon) / 1000, UTC)), "nothing is due yet"
 
     def dispatched_one():
-        moved, upcoming = store.dispatch(token, QUEUE)
+        moved, upcoming = store.dispatch(token, route(store, QUEUE))
         return (moved, upcoming) if moved else None
 
     moved, upcoming = wait_for(dispatched_one, timeout=10, message="the jittered firing to come due")
@@ -226,13 +230,13 @@ def test_future_firings_wait_in_pending_and_dispatch_moves_only_the_due_ones(sto
     assert store.client.zcard(store.keys.pending(QUEUE)) == 1
     assert store.client.hkeys(store.keys.payload(QUEUE)) == [f"report/initech/{format_tick(tick)}".encode()]
 
-    assert store.dispatch(token, QUEUE) == (0, FAR_FUTURE)
+    assert store.dispatch(token, route(store, QUEUE)) == (0, FAR_FUTURE)
     assert store.client.xlen(stream_name(QUEUE)) == 2
 
 
 def test_dispatch_of_an_empty_queue_reports_nothing_upcoming(store):
     token = take_lease(store, "r1")
-    assert store.dispatch(token, "nothing-here") == (0, None)
+    assert store.dispatch(token, route(store, "nothing-here")) == (0, None)
 
 
 def test_dispatch_moves_at_most_limit_firings(store, report):
@@ -244,9 +248,9 @@ def test_dispatch_moves_at_most_limit_firings(store, report):
     assert accept(store, token, report.track.schedule, report.key, [plan], tick, WATERMARK_TTL).pending == 5
 
     wait_for(lambda: redis_now(store.client) > soon, timeout=5, message="Redis's clock to pass enqueue_at")
-    assert store.dispatch(token, QUEUE, limit=2) == (2, datetime.fromtimestamp(ms(soon) / 1000, UTC))
-    assert store.dispatch(token, QUEUE, limit=2)[0] == 2
-    assert store.dispatch(token, QUEUE, limit=2) == (1, None)
+    assert store.dispatch(token, route(store, QUEUE), limit=2) == (2, datetime.fromtimestamp(ms(soon) / 1000, UTC))
+    assert store.dispatch(token, route(store, QUEUE), limit=2)[0] == 2
+    assert store.dispatch(token, route(store, QUEUE), limit=2) == (1, None)
     assert sorted(m["tenant"] for m in read_stream(store.client, QUEUE)) == tenants
     assert not store.client.exists(store.keys.payload(QUEUE))
 
@@ -262,13 +266,13 @@ def test_dispatch_refuses_a_stale_token_and_the_next_leader_delivers_what_the_la
     wait_for(lambda: redis_now(store.client) > soon, timeout=5, message="Redis's clock to pass enqueue_at")
 
     with pytest.raises(NotLeader) as refused:
-        store.dispatch(old, QUEUE)
+        store.dispatch(old, route(store, QUEUE))
     assert refused.value.epoch == 1
     assert store.client.zcard(store.keys.pending(QUEUE)) == 1, "a refused dispatch moves nothing"
     assert not store.client.exists(stream_name(QUEUE))
 
     assert store.queues() == {QUEUE}, "the new leader finds the queue to drain"
-    assert store.dispatch(new, QUEUE) == (1, None)
+    assert store.dispatch(new, route(store, QUEUE)) == (1, None)
     [message] = read_stream(store.client, QUEUE)
     assert message["firing_id"] == f"report/acme/{format_tick(tick)}"
     assert message["epoch"] == "2", "the message names the epoch that delivered it"
@@ -293,18 +297,18 @@ def test_an_enqueue_reply_counts_late_firings_and_gives_the_time_it_judged_them_
     schedule = report.track.schedule
     old = tick - timedelta(minutes=5)  # past misfire_grace (60 s)
     plan = plan_at(schedule, tick, ["acme", "globex", "initech"], [old, tick, FAR_FUTURE])
-    [call] = store.enqueue_calls(token, schedule, report.key, [plan], WATERMARK_TTL)
+    [call] = store.enqueue_calls(token, schedule, report.key, [plan], WATERMARK_TTL, route(store, schedule.queue))
 
     before = ms(redis_now(store.client))
-    [reply] = store.send([call])
+    [reply] = store.send(token, [call])
     after = ms(redis_now(store.client))
 
     delivered, pending, duplicates, late, now_ms = reply
     assert (delivered, pending, duplicates, late) == (2, 1, 0, 1)
     assert before <= now_ms <= after, "now_ms is the script's own TIME"
-    assert state_module.delivered_at(call, reply) == [ms(old), ms(tick)]
+    assert delivered_at(call, reply) == [ms(old), ms(tick)]
 
-    [again] = store.send([call])
+    [again] = store.send(token, [call])
     assert again[:4] == [0, 0, 3, 0] and before <= again[4], "duplicates: nothing delivered, nothing late"
 
 
@@ -319,10 +323,10 @@ def test_a_dispatch_reply_groups_the_delivered_firings_by_schedule_lateness_and_
         assert accept(store, token, state.track.schedule, state.key, [plan], tick, WATERMARK_TTL).pending == len(tenants)
     wait_for(lambda: redis_now(store.client) > soon, timeout=5, message="Redis's clock to pass enqueue_at")
 
-    (reply,) = store.send([store.dispatch_call(token, QUEUE)])
+    (reply,) = store.send(token, [store.dispatch_call(token, route(store, QUEUE))])
 
-    assert state_module.dispatched(reply) == (3, None)
-    groups = sorted(state_module.dispatched_groups(reply))
+    assert dispatched(reply) == (3, None)
+    groups = sorted(dispatched_groups(reply))
     assert [(schedule, late, firings) for schedule, _, late, firings in groups] == [("other", False, 1),
                                                                                   ("report", False, 2)]
     assert groups[0][1] == groups[1][1] >= 0, "moved by one call: one TIME, one enqueue_at, one lateness"
@@ -340,9 +344,9 @@ def test_a_tick_over_more_than_a_chunk_is_split_across_calls_and_each_firing_lan
     sent = []
     send = store.send
 
-    def counting(calls, doing="enqueueing firings"):
+    def counting(token, calls, doing="enqueueing firings"):
         sent.extend((call.script, len(call.args)) for call in calls)
-        return send(calls, doing)
+        return send(token, calls, doing)
 
     monkeypatch.setattr(store, "send", counting)
     result = accept(store, token, report.track.schedule, report.key, plan, tick, WATERMARK_TTL)
@@ -565,7 +569,7 @@ def test_every_key_of_a_store_lives_under_its_prefix_and_one_hash_tag(redis_serv
     plan = plan_at(schedule, tick, ["acme", "globex"], [tick, FAR_FUTURE])
     accept(store, old, schedule, report.key, [plan], None, WATERMARK_TTL)  # leaves the dedup set
     accept(store, old, schedule, report.key, [plan_at(schedule, tick - timedelta(minutes=1), ["acme"], [tick])], tick - timedelta(minutes=1), WATERMARK_TTL)  # leaves done and watermark
-    store.dispatch(old, QUEUE)
+    store.dispatch(old, route(store, QUEUE))
     store.publish_table(old, "abc123", "/etc/schedules.toml", now)
     store.release(old)
     take_lease(store, "r2")
@@ -579,8 +583,8 @@ def test_every_key_of_a_store_lives_under_its_prefix_and_one_hash_tag(redis_serv
     assert set(ours) == expected
     assert all(key.startswith(PREFIX + ":") for key in ours)
     assert {key_slot(key.encode()) for key in ours} == {key_slot(b"sched-42")}
-    assert store.holder() == "2:r2", "the other prefix's lease and epoch are its own"
-    assert other_prefix.holder() == "1:x"
+    assert store.holder() == Token(2, "r2"), "the other prefix's lease and epoch are its own"
+    assert other_prefix.holder() == Token(1, "x")
 
 
 def test_publish_table_records_what_the_leader_runs(store):
@@ -664,8 +668,8 @@ def test_a_refused_tick_keeps_the_earlier_ticks_finished_and_the_watermark_befor
     plans = [TickPlan(earlier, fanout.firings_at(earlier)), TickPlan(tick, fanout.firings_at(tick))]
     send = store.send
 
-    def refusing_the_second_tick(calls, doing="enqueueing firings"):
-        replies = send(calls, doing)
+    def refusing_the_second_tick(token, calls, doing="enqueueing firings"):
+        replies = send(token, calls, doing)
         return [RedisUnavailable("enqueueing firings: BUSY") if call.tick == tick and doing == "enqueueing firings"
                 else reply for call, reply in zip(calls, replies)]
 

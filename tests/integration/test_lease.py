@@ -9,6 +9,7 @@ import pytest
 from support import make_store, take_lease
 
 from redis_server import wait_for
+from scheduler.keys import Token
 from scheduler.lease import Change, Lease
 
 TTL = timedelta(seconds=30)
@@ -42,10 +43,10 @@ def epoch_counter(store) -> int:
 
 
 def test_only_one_replica_takes_the_lease_and_the_others_learn_the_holder(store):
-    assert store.acquire("r1", TTL) == (1, "")
-    assert store.acquire("r2", TTL) == (0, "1:r1")
-    assert store.acquire("r1", TTL) == (0, "1:r1"), "even the holder cannot take it twice"
-    assert store.holder() == "1:r1"
+    assert store.acquire("r1", TTL) == (Token(1, "r1"), None)
+    assert store.acquire("r2", TTL) == (None, Token(1, "r1"))
+    assert store.acquire("r1", TTL) == (None, Token(1, "r1")), "even the holder cannot take it twice"
+    assert store.holder() == Token(1, "r1")
     assert store.client.get(store.keys.lease) == b"1:r1"
     assert epoch_counter(store) == 1, "a refused acquire must not spend an epoch"
 
@@ -62,15 +63,15 @@ def test_acquire_sets_the_ttl_and_renew_sets_it_again(store):
 def test_a_lease_nobody_renews_expires_by_its_ttl(store):
     store.acquire("r1", timedelta(milliseconds=300))
     wait_for(lambda: store.holder() is None, timeout=5, message="the lease to expire on its own")
-    assert store.acquire("r2", TTL) == (2, "")
+    assert store.acquire("r2", TTL) == (Token(2, "r2"), None)
 
 
 def test_the_epoch_only_grows_across_acquire_release_and_expiry(store):
     epochs = []
     for replica in ("r1", "r2", "r1", "r3"):
         token = take_lease(store, replica)
-        epochs.append(int(token.split(":")[0]))
-        assert store.acquire("someone-else", TTL)[0] == 0
+        epochs.append(token.epoch)
+        assert store.acquire("someone-else", TTL)[0] is None
         if replica == "r2":
             expire_lease(store)
         else:
@@ -84,7 +85,7 @@ def test_the_epoch_only_grows_across_acquire_release_and_expiry(store):
 def test_a_second_store_on_the_same_prefix_sees_the_same_lease(redis_server, store):
     other = make_store(redis_server.client())
     token = take_lease(store, "r1")
-    assert other.acquire("r2", TTL) == (0, token)
+    assert other.acquire("r2", TTL) == (None, token)
     assert other.holder() == token
     other.client.close()
 
@@ -150,14 +151,14 @@ def test_release_publishes_the_token_on_the_released_channel(redis_server, store
     message = wait_for(lambda: listener.get_message(timeout=0.1), timeout=5, message="the release notice")
     assert message["type"] == "message"
     assert message["channel"].decode() == store.keys.released
-    assert message["data"].decode() == new
+    assert message["data"].decode() == str(new)
     assert listener.get_message(timeout=0.3) is None, "only the real release is announced"
     listener.close()
 
 
 def test_the_released_channel_is_not_a_key(store):
     take_lease(store, "r1")
-    store.release("1:r1")
+    store.release(Token(1, "r1"))
     assert not store.client.exists(store.keys.released)
 
 
@@ -170,7 +171,7 @@ def test_lease_is_held_until_ttl_minus_margin_by_its_own_clock_even_while_redis_
     assert lease.margin == 1.0
 
     assert lease.acquire() is Change.ACQUIRED
-    assert lease.token == "1:r1" and lease.epoch == 1
+    assert lease.token == Token(1, "r1") and lease.epoch == 1
     assert lease.held
 
     clock.advance(8.999)
@@ -178,7 +179,7 @@ def test_lease_is_held_until_ttl_minus_margin_by_its_own_clock_even_while_redis_
     clock.advance(0.001)  # 10 s - 1 s margin since the acquire was sent
     assert not lease.held
     assert lease.remaining == 0.0
-    assert store.holder() == "1:r1", "Redis still has the key: only the local clock says no"
+    assert store.holder() == Token(1, "r1"), "Redis still has the key: only the local clock says no"
     assert store.client.pttl(store.keys.lease) > 0
 
     assert lease.expire_if_stale() is Change.LOST
@@ -237,7 +238,7 @@ def test_lease_renew_after_a_takeover_is_lost_and_stops_holding(store):
 
     assert lease.renew() is Change.LOST
     assert not lease.held and lease.token is None
-    assert store.holder() == "2:r2"
+    assert store.holder() == Token(2, "r2")
 
 
 def test_a_standby_lease_reports_the_holder_once(store):
@@ -246,7 +247,7 @@ def test_a_standby_lease_reports_the_holder_once(store):
     standby = Lease(store, "r2", timedelta(seconds=10), clock=clock)
     assert leader.acquire() is Change.ACQUIRED
     assert standby.acquire() is Change.STANDING_BY
-    assert standby.holder == "1:r1" and not standby.held
+    assert standby.holder == Token(1, "r1") and not standby.held
     assert standby.acquire() is Change.UNCHANGED
 
 
@@ -261,4 +262,4 @@ def test_lease_release_frees_redis_and_a_lost_lease_release_says_so(store):
     expire_lease(store)
     take_lease(store, "r2")
     assert lease.release() is Change.LOST
-    assert store.holder() == "3:r2"
+    assert store.holder() == Token(3, "r2")

@@ -48,4 +48,4 @@ def test_the_wheel_ships_every_lua_script(tmp_path):
         assert shipped == expected
         for name in expected:
             assert archive.read(name) == (ROOT / name).read_bytes(), f"{name} differs from the source"
-    assert "scheduler/store/state.py" in names and "scheduler/targets/senders.py" in names
+    assert "scheduler/store/state.py" in names and "scheduler/replica/senders.py" in names

@@ -19,18 +19,20 @@ from support import (
     plan_at,
     read_stream,
     redis_now,
+    route,
     take_lease,
     write_table,
 )
 
 from redis_server import RedisServer, wait_for
-from scheduler.clock.firing import format_instant, format_tick
+from scheduler.clock.instants import format_instant, format_tick
 from scheduler.errors import RedisUnavailable
 from scheduler.settings import load_settings
-from scheduler.store.state import Keys, dispatched, dispatched_groups
+from scheduler.keys import Keys
+from scheduler.store.replies import dispatched, dispatched_groups
 from scheduler.table import load_table
-from scheduler.targets import STREAM_FIELDS, Routes
-from scheduler.targets.senders import RedisSender, firing_message
+from scheduler.targets import STREAM_FIELDS
+from scheduler.replica.senders import RedisSender, firing_message
 
 TABLE = """
 [queues.default]
@@ -69,14 +71,13 @@ def table(tmp_path):
 def fire(store, table, queue: str, tenants: list[str], enqueue_at: list[datetime] | None = None,
          grace: timedelta = timedelta(seconds=60)) -> tuple[datetime, str]:
     """Accept one tick of schedule "s" for ``tenants`` onto ``queue``; (the tick, the token)."""
-    store.routes = Routes(store.keys, table)
     schedule = table.schedule("s")
     schedule = replace(schedule, queue=queue, misfire_grace=grace)
     now = redis_now(store.client)
     tick = floor_minute(now)
     token = take_lease(store, "r1") if store.holder() is None else store.holder()
     plan = plan_at(schedule, tick, tenants, enqueue_at or [tick] * len(tenants))
-    accept(store, token, schedule, "s", [plan], tick, WATERMARK_TTL)
+    accept(store, token, schedule, "s", [plan], tick, WATERMARK_TTL, table)
     return tick, token
 
 
@@ -168,7 +169,7 @@ def test_a_pending_firing_is_dispatched_in_its_queue_format_and_late_after_its_g
     tick, token = fire(store, table, "reports", ["acme"], [soon], grace=timedelta(milliseconds=1))
     assert store.client.llen("queue:reports") == 0
     wait_for(lambda: redis_now(store.client) > soon + timedelta(milliseconds=50), message="the firing to be due")
-    (reply,) = store.send([store.dispatch_call(token, "reports")])
+    (reply,) = store.send(token, [store.dispatch_call(token, route(store, "reports", table))])
     assert dispatched(reply)[0] == 1
     [(_, lateness, late, firings)] = dispatched_groups(reply)
     assert (late, firings) == (True, 1) and lateness >= 50, "the reply tells the metrics what it delivered"

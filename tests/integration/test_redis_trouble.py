@@ -11,11 +11,12 @@ from datetime import timedelta
 
 import pytest
 import redis
-from support import WATERMARK_TTL, accept, floor_minute, make_store, read_stream, redis_now, take_lease, track_of
+from support import WATERMARK_TTL, accept, floor_minute, make_store, read_stream, redis_now, route, take_lease, track_of
 
 from redis_server import free_port, wait_for
-from scheduler.clock.planner import Fanout, TickPlan
+from scheduler.plan.planner import Fanout, TickPlan
 from scheduler.errors import RedisUnavailable, SettingsError
+from scheduler.keys import Token
 from scheduler.settings import Settings
 from scheduler.store.connection import SOCKET_TIMEOUT, connect
 from scheduler.tenants import scan_redis_set
@@ -102,7 +103,7 @@ def every_store_call(store, token, schedule, track_key, tick, now):
         "time": lambda: store.time(),
         "eviction": lambda: store.eviction(),
         "accept": lambda: accept(store, token, schedule, track_key, plan, tick, WATERMARK_TTL),
-        "dispatch": lambda: store.dispatch(token, "reports"),
+        "dispatch": lambda: store.dispatch(token, route(store, "reports")),
         "queues": lambda: store.queues(),
         "publish_table": lambda: store.publish_table(token, "f", "/p", now),
     }
@@ -142,13 +143,13 @@ def test_each_failure_names_what_was_being_done(tmp_path, redis_server):
     with pytest.raises(RedisUnavailable, match="^taking the lease: ConnectionError$"):
         store.acquire("r1", timedelta(seconds=10))
     with pytest.raises(RedisUnavailable, match="^delivering pending firings: ConnectionError$"):
-        store.dispatch("1:r1", "reports")
+        store.dispatch(Token(1, "r1"), route(store, "reports"))
     tick = floor_minute(now)
     plan = [TickPlan(tick, Fanout(state.track, ["acme"]).firings_at(tick))]
     with pytest.raises(RedisUnavailable, match="^enqueueing firings: ConnectionError$"):
-        accept(store, "1:r1", state.track.schedule, state.key, plan, tick, WATERMARK_TTL)
+        accept(store, Token(1, "r1"), state.track.schedule, state.key, plan, tick, WATERMARK_TTL)
     with pytest.raises(RedisUnavailable, match="^finishing ticks: ConnectionError$"):
-        accept(store, "1:r1", state.track.schedule, state.key, [], now, WATERMARK_TTL)
+        accept(store, Token(1, "r1"), state.track.schedule, state.key, [], now, WATERMARK_TTL)
     with pytest.raises(RedisUnavailable, match="^reading Redis's clock: ConnectionError$"):
         store.time()
     with pytest.raises(RedisUnavailable, match="^reading watermarks: ConnectionError$"):
@@ -187,7 +188,7 @@ def test_connect_without_a_password_to_a_server_that_wants_one_says_so(password_
 def test_connect_with_the_right_password_works_and_the_url_may_come_from_settings(password_server):
     client = connect(Settings(redis_url=password_server.url()))
     assert client.ping()
-    assert make_store(client).acquire("r1", timedelta(seconds=5))[0] == 1
+    assert make_store(client).acquire("r1", timedelta(seconds=5))[0] == Token(1, "r1")
     client.close()
 
 

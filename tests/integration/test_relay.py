@@ -17,7 +17,7 @@ from scheduler.replica.relay import Relay
 from scheduler.settings import load_settings
 from scheduler.table import load_table
 from scheduler.targets import Routes
-from scheduler.targets.senders import Sender
+from scheduler.replica.senders import Sender
 
 TABLE = """
 [queues.exports]
@@ -56,15 +56,16 @@ def target(monkeypatch) -> Target:
 def relay(store, tmp_path, target) -> Relay:
     """A relay whose replica leads, over an outbox holding one tick of four firings."""
     table = load_table(write_table(tmp_path, TABLE))
-    store.routes = Routes(store.keys, table)
+    routes = Routes(store.keys, table)
     schedule = table.schedule("s")
     tick = floor_minute(redis_now(store.client))
     token = take_lease(store, "r1", timedelta(seconds=60))
-    accept(store, token, schedule, "s", [plan_at(schedule, tick, ["a", "b", "c", "d"], [tick] * 4)], tick)
+    accept(store, token, schedule, "s", [plan_at(schedule, tick, ["a", "b", "c", "d"], [tick] * 4)], tick, table=table)
     lease = Lease(store, "r1", timedelta(seconds=60))
     store.release(token)
     lease.acquire()
-    return Relay(store, lease, load_settings(retry_interval="1ms"), threading.Event(), on_crash=lambda: None)
+    return Relay(store, lease, load_settings(retry_interval="1ms"), threading.Event(), routes=lambda: routes,
+                 on_crash=lambda: None)
 
 
 def outbox(store) -> list[str]:
@@ -89,8 +90,9 @@ def test_only_what_the_target_accepted_leaves_the_outbox(relay, target, store, w
 
 
 def test_a_queue_no_longer_declared_elsewhere_keeps_its_outbox(relay, target, store, tmp_path, warnings):
-    store.routes = Routes(store.keys, load_table(write_table(tmp_path, TABLE.split("[[schedule]]")[0].replace(
+    edited = Routes(store.keys, load_table(write_table(tmp_path, TABLE.split("[[schedule]]")[0].replace(
         'type = "sqs"\nurl = "https://sqs.ap-northeast-1.amazonaws.com/123456789012/exports.fifo"', 'type = "sidekiq"'))))
+    relay.routes = lambda: edited  # as the work loop's routes are, once it runs the edited table
     relay._turn()
     assert outbox(store) == ["a", "b", "c", "d"] and target.handed == []
     assert any("no longer names a target outside this Redis" in line for line in warnings)

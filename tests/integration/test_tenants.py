@@ -6,14 +6,14 @@ from __future__ import annotations
 from collections import Counter
 from datetime import timedelta
 
-from support import WATERMARK_TTL, floor_minute, redis_now, stream_name, take_lease, track_of
+from support import WATERMARK_TTL, floor_minute, redis_now, route, stream_name, take_lease, track_of
 
-from scheduler.clock.firing import format_tick
-from scheduler.clock.planner import Fanout
+from scheduler.clock.instants import format_tick
+from scheduler.plan.passes import TrackPlanner
 from scheduler.replica.tracks import BATCH
+from scheduler.store.calls import Acceptance
 from scheduler.store.delivery import Delivery
-from scheduler.store.state import Acceptance
-from scheduler.tenants import SCAN_BATCH, resolve, scan_redis_set
+from scheduler.tenants import SCAN_BATCH, TenantSets, resolve, scan_redis_set
 
 SET_KEY = "tenants:active"
 TABLE = f"""
@@ -98,7 +98,7 @@ def test_a_missing_set_yields_no_batch_and_resolves_to_no_tenants(tmp_path, redi
     assert list(scan_redis_set(redis_client, "tenants:nobody")) == []
     state = track_of(tmp_path, TABLE, "rollup")
     assert resolve(state.track.schedule.tenants, redis_client) == []
-    assert list(state.batches(redis_client)) == [[]], "at least one (empty) batch"
+    assert list(state.batches(TenantSets(redis_client))) == [[]], "at least one (empty) batch"
 
 
 def test_track_batches_stream_the_set_in_batches_of_at_most_batch(tmp_path, redis_client):
@@ -106,7 +106,7 @@ def test_track_batches_stream_the_set_in_batches_of_at_most_batch(tmp_path, redi
     fill(redis_client, SET_KEY, members)
     state = track_of(tmp_path, TABLE, "rollup")
 
-    batches = list(state.batches(redis_client))
+    batches = list(state.batches(TenantSets(redis_client)))
 
     assert all(len(batch) <= BATCH for batch in batches)
     assert len(batches) >= 3
@@ -125,11 +125,13 @@ def test_a_tick_over_a_100k_member_set_is_enqueued_once_as_the_run_loop_does_it(
     watermark = tick - timedelta(minutes=1)  # the previous tick of `every = "1m"`
 
     delivery = Delivery(store, token)  # as the work loop does it: batch by batch, then finish
-    for tenant_ids in state.batches(redis_client):
-        plan = Fanout(state.track, tenant_ids).catch_up(watermark, now)
-        delivery.accept(schedule, state.key, plan.ticks, WATERMARK_TTL)
+    planner = TrackPlanner(state.track, watermark, now, held={})
+    for tenant_ids in state.batches(TenantSets(redis_client)):
+        delivery.accept(schedule, state.key, planner.batch(tenant_ids), WATERMARK_TTL, route(store, schedule.queue))
     assert store.watermark(state.key) is None, "nothing finishes before every batch was accepted"
-    delivery.finish(schedule.name, state.key, [tick], plan.watermark, WATERMARK_TTL, timedelta(days=2))
+    plan = planner.result()
+    assert plan.ticks == [tick] and plan.advanced_to == tick
+    delivery.finish(plan, WATERMARK_TTL, timedelta(days=2))
     outcome = delivery.close()
 
     assert outcome.error is None and outcome.finished == {state.key}

@@ -13,7 +13,7 @@ from datetime import timedelta
 
 import pytest
 import redis
-from support import PREFIX, WATERMARK_TTL, accept, floor_minute, plan_at, redis_now, take_lease, write_table
+from support import PREFIX, WATERMARK_TTL, accept, floor_minute, plan_at, redis_now, route, take_lease, write_table
 
 from redis_server import RedisServer, wait_for
 from scheduler.acl import Acl, commands, queue_keys, render
@@ -22,10 +22,10 @@ from scheduler.errors import RedisPermissionError, RedisUnavailable
 from scheduler.replica.runner import Replica
 from scheduler.settings import Settings
 from scheduler.store.connection import connect, location
-from scheduler.store.state import Keys, Store
+from scheduler.keys import Keys
+from scheduler.store.state import Store
 from scheduler.table import load_table
-from scheduler.targets import Routes
-from scheduler.targets.senders import RedisSender
+from scheduler.replica.senders import RedisSender
 from scheduler.tenants import scan_redis_set
 from tls_certs import CertificateAuthority
 
@@ -180,7 +180,6 @@ def user_store(redis_server, tmp_path, request):
     config = write_table(tmp_path, TABLE)
     redis_server.add_user(USER, PASSWORD, user_acl(config, flat=request.param == "flat").rules())
     store = Store(connect(Settings(), redis_server.url_for(USER, PASSWORD)), Keys(PREFIX))
-    store.routes = Routes(store.keys, load_table(config))
     yield store, load_table(config)
     store.client.close()
 
@@ -207,11 +206,12 @@ def test_every_store_call_as_the_scheduler_user_leaves_the_acl_log_empty(redis_s
     for queue in ("default", "reports", "billing", "elsewhere"):
         schedule = replace(table.schedules[0], queue=queue)  # as the table's s-<queue> would, over the set
         plan = plan_at(schedule, tick, ["acme", "globex"], [tick, soon])  # one due now, one waiting out its jitter
-        accept(store, token, schedule, f"s-{queue}", [plan], tick, WATERMARK_TTL)
+        accept(store, token, schedule, f"s-{queue}", [plan], tick, WATERMARK_TTL, table)
     assert store.watermarks([f"s-{queue}" for queue in ("default", "reports")]) == [tick, tick]
     assert store.queues() == {"default", "reports", "billing", "elsewhere"}
     wait_for(lambda: redis_now(redis_client) > soon, message="the waiting firings to be due")
-    assert all(store.dispatch(token, queue)[0] == 1 for queue in ("default", "reports", "billing", "elsewhere"))
+    assert all(store.dispatch(token, route(store, queue, table))[0] == 1
+               for queue in ("default", "reports", "billing", "elsewhere"))
     assert redis_client.xlen(f"{PREFIX}:queue:default") == 2
     assert redis_client.llen("queue:reports") == 2 and redis_client.llen("billing-tasks") == 2
 
@@ -243,9 +243,7 @@ def test_every_store_call_as_the_scheduler_user_leaves_the_acl_log_empty(redis_s
 def limited_store(server: RedisServer, config, *removed: str) -> Store:
     """A Store as the scheduler's user with the line for ``config`` and then ``removed`` rules."""
     server.add_user(USER, PASSWORD, [*user_acl(config).rules(), *removed])
-    store = Store(connect(Settings(), server.url_for(USER, PASSWORD), check=False), Keys(PREFIX))
-    store.routes = Routes(store.keys, load_table(config))
-    return store
+    return Store(connect(Settings(), server.url_for(USER, PASSWORD), check=False), Keys(PREFIX))
 
 
 def test_a_refused_command_says_what_redis_refused_and_points_at_scheduler_acl(redis_server, tmp_path):
@@ -263,10 +261,11 @@ def test_a_refused_command_says_what_redis_refused_and_points_at_scheduler_acl(r
 def test_a_command_refused_inside_a_script_is_named_from_the_scripts_own_text(redis_server, tmp_path):
     store = limited_store(redis_server, write_table(tmp_path, TABLE), "-xadd")
     token = take_lease(store, "r1")
-    schedule = load_table(tmp_path / "schedules.toml").schedules[0]
+    table = load_table(tmp_path / "schedules.toml")
+    schedule = table.schedules[0]
     tick = floor_minute(redis_now(store.client))
     with pytest.raises(RedisPermissionError) as failure:
-        accept(store, token, schedule, "s", [plan_at(schedule, tick, ["acme"], [tick])], tick, WATERMARK_TTL)
+        accept(store, token, schedule, "s", [plan_at(schedule, tick, ["acme"], [tick])], tick, WATERMARK_TTL, table)
     refusal = failure.value.refusal
     assert refusal.startswith("NOPERM the script's XADD (line ")
     assert refusal.endswith("was refused: the user can't run this command or subcommand")
@@ -277,12 +276,12 @@ def test_a_queue_key_outside_the_acl_is_refused_at_the_script_call(redis_server,
     config = write_table(tmp_path, TABLE)
     redis_server.add_user(USER, PASSWORD, render(PREFIX, ["tenants:*"]).rules())  # no --queue-keys
     store = Store(connect(Settings(), redis_server.url_for(USER, PASSWORD)), Keys(PREFIX))
-    store.routes = Routes(store.keys, load_table(config))
     token = take_lease(store, "r1")
-    schedule = replace(load_table(config).schedules[0], queue="reports")
+    table = load_table(config)
+    schedule = replace(table.schedules[0], queue="reports")
     tick = floor_minute(redis_now(store.client))
     with pytest.raises(RedisPermissionError, match="NOPERM this user has no permissions to access one of the keys"):
-        accept(store, token, schedule, "s", [plan_at(schedule, tick, ["acme"], [tick])], tick, WATERMARK_TTL)
+        accept(store, token, schedule, "s", [plan_at(schedule, tick, ["acme"], [tick])], tick, WATERMARK_TTL, table)
     assert redis_server.client().llen("queue:reports") == 0
 
 

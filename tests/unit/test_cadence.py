@@ -19,7 +19,8 @@ from zoneinfo import ZoneInfo
 import pytest
 from instants import utc, utcs
 
-from scheduler.clock.cadence import EPOCH, Cron, Every, check_cron, next_tick, shortest_interval, ticks_between
+from scheduler.clock.cadence import Cron, Every, check_cron, next_tick, shortest_interval, ticks_between
+from scheduler.clock.instants import EPOCH
 
 NEW_YORK = ZoneInfo("America/New_York")
 BERLIN = ZoneInfo("Europe/Berlin")

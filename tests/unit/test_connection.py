@@ -16,7 +16,6 @@ from scheduler.store.connection import (
     location,
     redis_errors,
     refusal,
-    remember_script,
     reply_error,
     tls_failure,
     tls_options,
@@ -24,6 +23,7 @@ from scheduler.store.connection import (
 
 SCRIPT = "local a = 1\nredis.call('SET', KEYS[1], a)\nreturn redis.call( 'XADD', KEYS[2], '*', 'f', 'v')\n"
 SHA = "ab" * 20
+KNOWN = {SHA: SCRIPT}  # the scripts a Scripts set knows: SHA1 -> text
 
 
 def script_refusal(sha: str, line: int, what: str = "run this command or subcommand") -> redis.ResponseError:
@@ -36,18 +36,17 @@ def test_noperm_outside_a_script_is_redis_own_words():
 
 
 def test_a_command_refused_inside_a_known_script_is_named_from_its_line():
-    remember_script(SHA, SCRIPT)
-    assert refusal(script_refusal(SHA, 3)) == (
+    assert refusal(script_refusal(SHA, 3), KNOWN) == (
         "NOPERM the script's XADD (line 3) was refused: the user can't run this command or subcommand")
     keys = "access at least one of the keys mentioned in the command arguments"
-    assert refusal(script_refusal(SHA, 2, keys)) == f"NOPERM the script's SET (line 2) was refused: the user can't {keys}"
+    assert refusal(script_refusal(SHA, 2, keys), KNOWN) == (
+        f"NOPERM the script's SET (line 2) was refused: the user can't {keys}")
 
 
 def test_a_refusal_in_an_unknown_script_or_line_still_says_what_was_refused():
     assert refusal(script_refusal("cd" * 20, 7)) == (
         "NOPERM a command of script cdcdcdcdcdcd (line 7) was refused: the user can't run this command or subcommand")
-    remember_script(SHA, SCRIPT)
-    assert "a command of script" in refusal(script_refusal(SHA, 99))
+    assert "a command of script" in refusal(script_refusal(SHA, 99), KNOWN)
     assert refusal(redis.ResponseError("The user executing the script can't publish to the channel")) == (
         "NOPERM a command inside a script was refused: the user can't publish to the channel")
 

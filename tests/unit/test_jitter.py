@@ -9,9 +9,10 @@ from zoneinfo import ZoneInfo
 import pytest
 
 from scheduler.clock.cadence import Cron, Every
-from scheduler.clock.firing import Firing, firing_id, format_instant, format_tick
+from scheduler.clock.firing import Firing, firing_id
+from scheduler.clock.instants import format_instant, format_tick
 from scheduler.clock.jitter import jitter_offset
-from scheduler.clock.planner import Fanout, Track
+from scheduler.plan.planner import Fanout, Track
 from scheduler.table import NO_TENANT, Schedule
 
 UTC_ZONE = ZoneInfo("UTC")

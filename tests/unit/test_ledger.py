@@ -5,7 +5,7 @@ from __future__ import annotations
 import json
 from datetime import UTC, datetime
 
-from scheduler.store.ledger import Decision, Line
+from scheduler.plan.ledger import Decision, Line
 
 TICK = datetime(2026, 11, 24, 3, 0, tzinfo=UTC)
 

@@ -6,18 +6,23 @@ from __future__ import annotations
 import random
 import threading
 import time
-from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from types import SimpleNamespace
+from zoneinfo import ZoneInfo
 
 import pytest
 from prometheus_client import CollectorRegistry, Histogram, generate_latest
 from prometheus_client.parser import text_string_to_metric_families
 
+from scheduler.clock.cadence import Every
 from scheduler.clock.firing import Firing
+from scheduler.keys import Token
 from scheduler.metrics import CATCHUP, LATENESS_BUCKETS, LatenessBuckets, Metrics
+from scheduler.plan.passes import TrackPlan
 from scheduler.store.delivery import Outcome
-from scheduler.store.state import Acceptance, Call, delivered_at, dispatched, dispatched_groups
+from scheduler.table import Schedule
+from scheduler.store.calls import Acceptance, Call, delivered_at
+from scheduler.store.replies import dispatched, dispatched_groups
 
 TICK = datetime(2026, 11, 24, 18, 15, tzinfo=UTC)
 TICK_MS = int(TICK.timestamp() * 1000)
@@ -160,18 +165,10 @@ def test_dispatched_firings_are_delivered_late_and_in_the_histogram():
 # -- a pass -------------------------------------------------------------------------------------
 
 
-@dataclass
-class Planned:
-    """What the work loop hands over for each planned track (its _Planned)."""
-
-    key: str
-    schedule: str
-    ticks: list[datetime]
-    skipped: int = 0
-    state: SimpleNamespace = field(init=False)
-
-    def __post_init__(self) -> None:
-        self.state = SimpleNamespace(key=self.key, track=SimpleNamespace(schedule=SimpleNamespace(name=self.schedule)))
+def Planned(key: str, schedule: str, ticks: list[datetime], skipped: int = 0) -> TrackPlan:
+    """What the work loop hands over for each planned track: its plan."""
+    every_minute = Schedule(schedule, Every(timedelta(minutes=1)), ZoneInfo("UTC"), ZoneInfo("UTC"), None, "Job", "default")
+    return TrackPlan(key, every_minute, ticks[0] - timedelta(minutes=1), ticks[-1], ticks, skipped=skipped)
 
 
 def test_a_pass_counts_every_accepted_firing_and_each_finished_tracks_skips_and_last_tick():
@@ -225,7 +222,7 @@ def test_lease_gauges_read_the_lease_at_each_scrape():
     lease = SimpleNamespace(held=True, epoch=7, holder=None)
     metrics.watch(lease)  # type: ignore[arg-type]
     assert value(metrics, "scheduler_is_leader") == 1 and value(metrics, "scheduler_lease_epoch") == 7
-    lease.held, lease.holder = False, "9:r2"
+    lease.held, lease.holder = False, Token(9, "r2")
     assert value(metrics, "scheduler_is_leader") == 0 and value(metrics, "scheduler_lease_epoch") == 9
 
 

@@ -14,7 +14,7 @@ import pytest
 
 from scheduler.clock.cadence import Cron, Every, next_tick, ticks_between
 from scheduler.clock.jitter import jitter_offset
-from scheduler.clock.planner import Fanout, Track, tracks_of
+from scheduler.plan.planner import Fanout, Track, tracks_of
 from scheduler.table import NO_TENANT, CatchUp, InlineTenants, RedisSetTenants, Schedule, Tenant
 
 UTC_ZONE = ZoneInfo("UTC")

@@ -7,7 +7,7 @@ import hashlib
 import pytest
 
 from scheduler.table import QueueSpec, QueueType
-from scheduler.targets.senders import SqsSender, firing_message, group_id
+from scheduler.replica.senders import SqsSender, firing_message, group_id
 
 FIELDS = {"firing_id": "s/acme/2026-11-24T03:00:00Z", "schedule": "s", "tenant": "acme",
           "tick": "2026-11-24T03:00:00Z", "enqueue_at": "2026-11-24T03:00:00.250Z", "job": "J",

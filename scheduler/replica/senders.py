@@ -21,17 +21,16 @@ import re
 from abc import ABC, abstractmethod
 from collections.abc import Sequence
 from datetime import timedelta
-from importlib.resources import files
-from typing import TYPE_CHECKING, Any
+from typing import Any
 from urllib.parse import urlsplit
 
 from scheduler.errors import SchedulerError, SettingsError
+from scheduler.keys import Keys
 from scheduler.settings import Settings, redact_url
+from scheduler.store.connection import connect, redis_errors
+from scheduler.store.scripts import Scripts, lua
 from scheduler.table import QueueSpec, QueueType
 from scheduler.targets import STREAM_FIELDS, deliver_lua, local_write
-
-if TYPE_CHECKING:
-    from scheduler.store.state import Keys
 
 Firing = dict[str, str]  # an outbox entry: STREAM_FIELDS -> text
 MARKER_TTL = timedelta(hours=1)  # how long a target Redis remembers what the relay delivered
@@ -64,27 +63,22 @@ class SenderError(SchedulerError):
 
 class RedisSender(Sender):
     def __init__(self, spec: QueueSpec, queue: str, keys: Keys, settings: Settings) -> None:
-        from scheduler.store.connection import connect  # not at the top: store imports this package
-        from scheduler.store.state import register
-
         url = target_redis_url(spec)
         self.where = redact_url(url)
         self.client = connect(settings, url, check=False)
         self.kind, self.keys, options = local_write(spec, queue, keys)
         self.options = json.dumps(options)
         self.markers = keys
-        relay = files("scheduler.targets").joinpath("lua", "relay.lua").read_text(encoding="utf-8")
-        self.script = register(self.client, deliver_lua() + "\n" + relay)
+        self.scripts = Scripts(self.client)
+        self.script = self.scripts.add(deliver_lua(), lua("scheduler.targets", "relay.lua"))
 
     def send(self, firings: Sequence[Firing]) -> list[bool]:
         args: list[str | int] = [self.kind, self.options, len(self.keys), int(MARKER_TTL.total_seconds() * 1000)]
         for firing in firings:
             args += [firing[field] for field in STREAM_FIELDS]
         keys = [*self.keys, *(self.markers.relayed(firing["firing_id"]) for firing in firings)]
-        from scheduler.store.connection import redis_errors
-
-        with redis_errors(f"sending to the Redis at {self.where}", self.where):
-            self.script(keys=keys, args=args)
+        with redis_errors(f"sending to the Redis at {self.where}", self.where, self.scripts.texts):
+            self.scripts.call(self.script, keys, args)
         return [True] * len(firings)
 
     def close(self) -> None:

@@ -27,7 +27,7 @@ import json
 from dataclasses import dataclass, field
 from datetime import datetime
 
-from scheduler.clock.firing import format_tick
+from scheduler.clock.instants import format_tick
 
 
 @dataclass

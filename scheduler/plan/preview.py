@@ -28,9 +28,10 @@ from itertools import chain
 from typing import NamedTuple, TypeVar
 from zoneinfo import ZoneInfo
 
-from scheduler.clock.cadence import EPOCH, Cadence, Every, ticks_between
-from scheduler.clock.firing import Firing, format_tick
-from scheduler.clock.planner import Fanout, tracks_of
+from scheduler.clock.cadence import Cadence, Every, ticks_between
+from scheduler.clock.instants import EPOCH, format_tick
+from scheduler.clock.firing import Firing
+from scheduler.plan.planner import Fanout, tracks_of
 from scheduler.table import Schedule, Table, Tenant
 
 _MICROSECOND = timedelta(microseconds=1)

@@ -1,0 +1,42 @@
+"""What the scripts and reads answer, decoded into the scheduler's values (scripts' replies are
+arrays of integers and strings; their meaning is in each script's header)."""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Iterator, Mapping, Sequence
+from datetime import datetime
+from typing import Any
+
+from scheduler.clock.instants import instant_of
+
+
+def watermarks(values: Sequence[bytes | None]) -> list[datetime | None]:
+    """MGET of watermark keys: each track's last handled tick, or None for a track never handled."""
+    return [instant_of(int(value)) if value else None for value in values]
+
+
+def pause_marks(marks: Mapping[bytes, bytes]) -> dict[str, str]:
+    """``{scheduler}:paused`` as read: ``schedule`` or ``schedule/tenant`` -> since when."""
+    return {field.decode(): json.loads(value).get("since", "") for field, value in marks.items()}
+
+
+def dispatched(reply: Sequence[Any]) -> tuple[int, datetime | None]:
+    """A dispatch call's reply as (firings moved, the next pending enqueue_at or None)."""
+    moved, upcoming = reply[0], reply[1]
+    return int(moved), (instant_of(upcoming) if upcoming >= 0 else None)
+
+
+def dispatched_groups(reply: Sequence[Any]) -> Iterator[tuple[str, int, bool, int]]:
+    """What a dispatch call delivered, for metrics: (schedule, lateness in ms, late, firings) groups."""
+    flat = reply[2] if len(reply) > 2 else ()
+    for n in range(0, len(flat), 4):
+        schedule = flat[n]
+        yield (schedule.decode() if isinstance(schedule, bytes) else str(schedule), int(flat[n + 1]),
+               bool(flat[n + 2]), int(flat[n + 3]))
+
+
+def entries(reply: Sequence[tuple[bytes, Mapping[bytes, bytes]]]) -> list[tuple[str, dict[str, str]]]:
+    """Stream entries as read (XRANGE, one stream of XREAD): [(entry id, fields)] as text."""
+    return [(entry.decode(), {key.decode(): value.decode() for key, value in fields.items()})
+            for entry, fields in reply]
