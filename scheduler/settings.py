@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import math
 import os
+import re
 import socket
 from datetime import timedelta
 from pathlib import Path
@@ -18,6 +19,11 @@ from scheduler.errors import SettingsError
 from scheduler.store.limits import LedgerLimits
 
 ECS_METADATA_VARIABLES = ("ECS_CONTAINER_METADATA_URI_V4", "ECS_CONTAINER_METADATA_URI")
+LOG_LEVELS = ("TRACE", "DEBUG", "INFO", "SUCCESS", "WARNING", "ERROR", "CRITICAL")  # loguru's own
+# Far beyond any sensible setting, and short enough that now plus (or minus) it stays a date
+# APScheduler and a Redis stream id can hold.
+LONGEST = timedelta(days=3650)
+_HOST = re.compile(r"[A-Za-z0-9._:-]*")
 
 
 class Settings(BaseSettings):
@@ -30,14 +36,15 @@ class Settings(BaseSettings):
     retry_interval: timedelta = Field(default=timedelta(seconds=1), description="standbys retry this often")
     key_prefix: str = Field(default="{scheduler}", description="prefix of every Redis key; keep one hash tag")
     replica_id: str = Field(default="", description="this replica's name; default host-pid or the ECS task id")
-    log_level: str = "INFO"
+    log_level: str = Field(default="INFO", description="one of LOG_LEVELS, in any case")
     log_json: bool = False
     reload_interval: timedelta = Field(default=timedelta(seconds=2), description="how often the table is re-read")
     stall_timeout: timedelta = Field(default=timedelta(seconds=10),
                                      description="a leader whose work loop shows no progress this long gives up")
     allow_eviction: bool = Field(default=False, description="lead even where Redis may evict keys (warns)")
     history_keep: timedelta = Field(default=timedelta(days=7), description="how long the decision ledger keeps a line")
-    history_lines: int = Field(default=100_000, gt=0, description="ledger lines kept per schedule, at most")
+    history_lines: int = Field(default=100_000, gt=0, le=1_000_000_000,
+                               description="ledger lines kept per schedule, at most")
     http_host: str = Field(default="127.0.0.1", description="where /metrics, /healthz and /readyz listen")
     http_port: int = Field(default=9108, ge=0, le=65535, description="their port; 0: no HTTP server at all")
     eligible: bool = Field(default=True, description="false: never take the lease (serves health and metrics)")
@@ -66,7 +73,35 @@ class Settings(BaseSettings):
     def _positive(cls, value: timedelta) -> timedelta:
         if value <= timedelta(0):
             raise ValueError("must be longer than zero")
+        if value > LONGEST:
+            raise ValueError(f"must be at most {LONGEST.days}d")
         return value
+
+    @field_validator("log_level")
+    @classmethod
+    def _log_level(cls, value: str) -> str:
+        level = value.strip().upper()
+        if level not in LOG_LEVELS:
+            raise ValueError(f"must be one of {', '.join(LOG_LEVELS)} (in any case)")
+        return level
+
+    @field_validator("redis_url")
+    @classmethod
+    def _url(cls, value: SecretStr | None) -> SecretStr | None:
+        if value is not None:
+            try:
+                urlsplit(value.get_secret_value().strip())
+            except ValueError:  # its words may quote the password: not repeated
+                raise ValueError("is not a URL; write it like redis://user:password@host:6379/0") from None
+        return value
+
+    @field_validator("http_host")
+    @classmethod
+    def _host(cls, value: str) -> str:
+        host = value.strip()
+        if not _HOST.fullmatch(host):
+            raise ValueError("must be a host name or an IP address (letters, digits, '.', '-', '_' and ':')")
+        return host
 
     @field_validator("key_prefix")
     @classmethod

@@ -52,6 +52,10 @@ def test_defaults():
         pytest.param("SCHEDULER_HTTP_PORT", "0", "http_port", 0, id="http-port-off"),
         pytest.param("SCHEDULER_ELIGIBLE", "false", "eligible", False, id="not-eligible"),
         pytest.param("SCHEDULER_ECS_TASK_PROTECTION", "true", "ecs_task_protection", True, id="ecs-task-protection"),
+        pytest.param("SCHEDULER_LOG_LEVEL", "debug", "log_level", "DEBUG", id="log-level-lower-case"),
+        pytest.param("SCHEDULER_LOG_LEVEL", " Success ", "log_level", "SUCCESS", id="log-level-padded-mixed-case"),
+        pytest.param("SCHEDULER_HTTP_HOST", " ::1 ", "http_host", "::1", id="http-host-padded-ipv6"),
+        pytest.param("SCHEDULER_HISTORY_KEEP", "3650d", "history_keep", timedelta(days=3650), id="history-keep-longest"),
     ],
 )
 def test_environment_overrides(monkeypatch, variable, value, field, expected):
@@ -82,6 +86,17 @@ def test_redis_url_is_a_secret(monkeypatch):
         pytest.param("SCHEDULER_HTTP_PORT", "65536", "less than or equal to 65535", id="http-port-too-high"),
         pytest.param("SCHEDULER_HTTP_PORT", "-1", "greater than or equal to 0", id="http-port-negative"),
         pytest.param("SCHEDULER_ELIGIBLE", "sometimes", "valid boolean", id="eligible-not-a-boolean"),
+        pytest.param("SCHEDULER_LOG_LEVEL", "verbose", "must be one of TRACE, DEBUG, INFO, SUCCESS, WARNING, ERROR, "
+                     "CRITICAL", id="log-level-unknown-to-loguru"),
+        pytest.param("SCHEDULER_LOG_LEVEL", "10", "must be one of", id="log-level-a-number"),
+        pytest.param("SCHEDULER_HTTP_HOST", "a b", "a host name or an IP address", id="http-host-with-a-space"),
+        pytest.param("SCHEDULER_HTTP_HOST", "a%20b", "a host name or an IP address", id="http-host-percent-encoded"),
+        pytest.param("SCHEDULER_REDIS_URL", "redis://[::1", "is not a URL", id="redis-url-unclosed-bracket"),
+        pytest.param("SCHEDULER_RETRY_INTERVAL", "99999999d", "must be at most 3650d", id="retry-interval-too-long"),
+        pytest.param("SCHEDULER_HISTORY_KEEP", "3651d", "must be at most 3650d", id="history-keep-too-long"),
+        pytest.param("SCHEDULER_STALL_TIMEOUT", "99999999999d", "is too long", id="stall-timeout-beyond-timedelta"),
+        pytest.param("SCHEDULER_HISTORY_LINES", "1" + "0" * 22, "less than or equal to 1000000000",
+                     id="history-lines-too-many"),
     ],
 )
 def test_a_bad_value_names_its_variable(monkeypatch, variable, value, reason):
@@ -123,6 +138,14 @@ def test_the_redis_password_never_appears_in_a_settings_error(monkeypatch, varia
     assert variable in str(raised.value)
     assert PASSWORD not in str(raised.value)
     assert PASSWORD not in repr(raised.value)
+
+
+def test_an_unreadable_redis_url_is_refused_without_its_password(monkeypatch):
+    monkeypatch.setenv("SCHEDULER_REDIS_URL", f"redis://admin:{PASSWORD}@[redis.internal:6380/0")
+    with pytest.raises(SettingsError) as raised:
+        load_settings()
+    assert str(raised.value).startswith("SCHEDULER_REDIS_URL: is not a URL")
+    assert PASSWORD not in str(raised.value)
 
 
 # -- values refused only by accident (or not at all) ------------------------------------------------
