@@ -2,10 +2,12 @@
 
 from __future__ import annotations
 
+import difflib
 import math
 import os
 import re
 import socket
+from collections.abc import Iterable, Mapping
 from datetime import timedelta
 from pathlib import Path
 from typing import Any
@@ -149,6 +151,28 @@ def prefix_problem(prefix: str) -> str | None:
     if prefix.count("{") != 1 or prefix.count("}") != 1 or prefix.index("{") > prefix.index("}"):
         return "must hold exactly one {hash tag}, so every key lands on one Redis Cluster slot"
     return None
+
+
+def unknown_variables(environ: Mapping[str, str], allowed_extra: Iterable[str] = ()) -> list[tuple[str, str | None]]:
+    """Each variable of ``environ`` named SCHEDULER_* that is neither a setting nor one of
+    ``allowed_extra`` (a queue's redis_url_env), sorted, with the name it most likely meant, or None.
+    Only names are looked at, never values.
+
+    The prefix is matched as the environment spells it: ``scheduler_x`` is none of ours. After it,
+    a setting's name in any case is the setting, as pydantic-settings reads it: ``SCHEDULER_Log_Level``.
+    """
+    prefix = Settings.model_config["env_prefix"]
+    settings = {f"{prefix}{field}".upper() for field in Settings.model_fields}
+    extra = set(allowed_extra)
+    # Compared after the prefix, which every candidate shares (it would make anything look close).
+    candidates = {name[len(prefix):].upper(): name for name in sorted(settings | extra) if name.startswith(prefix)}
+    unknown = []
+    for name in sorted(environ):
+        if not name.startswith(prefix) or name in extra or name.upper() in settings:
+            continue
+        close = difflib.get_close_matches(name[len(prefix):].upper(), list(candidates), n=1)
+        unknown.append((name, candidates[close[0]] if close else None))
+    return unknown
 
 
 def load_settings(**overrides: Any) -> Settings:

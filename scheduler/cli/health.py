@@ -3,6 +3,10 @@
 GETs ``http://SCHEDULER_HTTP_HOST:SCHEDULER_HTTP_PORT/healthz`` (``/readyz`` with ``--ready``) with a
 2 s timeout and prints one line: exit 0 on 200, 1 otherwise. It is what a Dockerfile HEALTHCHECK or an
 ECS task's healthCheck runs, inside the replica's container.
+
+Like every command it refuses a SCHEDULER_* variable that is not a setting; --config names the table
+whose queues may name one with redis_url_env (read only when such a variable is set: without one, no
+table is needed).
 """
 
 from __future__ import annotations
@@ -13,6 +17,7 @@ import sys
 import urllib.error
 import urllib.request
 
+from scheduler.cli._common import add_config_argument
 from scheduler.settings import load_settings
 
 TIMEOUT = 2.0
@@ -27,6 +32,7 @@ def register(commands: argparse._SubParsersAction) -> None:
                                  description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--ready", action="store_true", help="check /readyz instead: Redis answers, and the "
                         "replica leads or stands by")
+    add_config_argument(parser, "the table whose queues' redis_url_env variables may be set")
     parser.set_defaults(handler=command)
 
 

@@ -1,4 +1,5 @@
-"""Settings from SCHEDULER_* variables: defaults, overrides, errors naming the variable, no leaked password."""
+"""Settings from SCHEDULER_* variables: defaults, overrides, errors naming the variable, no leaked password,
+and the SCHEDULER_* names that are no setting."""
 
 from __future__ import annotations
 
@@ -8,7 +9,7 @@ from datetime import timedelta
 import pytest
 
 from scheduler.errors import SchedulerError, SettingsError
-from scheduler.settings import load_settings, redact_url
+from scheduler.settings import Settings, load_settings, redact_url, unknown_variables
 
 PASSWORD = "hunter2-s3cret"
 URL = f"redis://admin:{PASSWORD}@redis.internal:6380/0"
@@ -258,3 +259,64 @@ def test_a_ca_file_without_a_rediss_url_is_refused_as_tls_would_not_be_used(monk
     assert str(failure.value) == ("SCHEDULER_REDIS_CA_FILE is set, but SCHEDULER_REDIS_URL is not a rediss:// URL: "
                                   "the connection would not use TLS at all")
     assert PASSWORD not in str(failure.value)
+
+
+# -- unknown_variables ----------------------------------------------------------------------------
+
+
+def test_a_misspelt_setting_is_unknown_with_the_setting_it_meant():
+    assert unknown_variables({"SCHEDULER_REDISURL": URL, "PATH": "/usr/bin"}) == [
+        ("SCHEDULER_REDISURL", "SCHEDULER_REDIS_URL")
+    ]
+
+
+@pytest.mark.parametrize(
+    ("name", "meant"),
+    [
+        pytest.param("SCHEDULER_LEASE_TLL", "SCHEDULER_LEASE_TTL", id="letters-swapped"),
+        pytest.param("SCHEDULER_HTTPPORT", "SCHEDULER_HTTP_PORT", id="underscore-missing"),
+        pytest.param("SCHEDULER_ELIGABLE", "SCHEDULER_ELIGIBLE", id="letter-wrong"),
+        pytest.param("SCHEDULER_redis_urll", "SCHEDULER_REDIS_URL", id="lower-case-and-a-letter-too-many"),
+        pytest.param("SCHEDULER_TOKEN", None, id="nothing-close"),
+        pytest.param("SCHEDULER_", None, id="the-prefix-alone"),
+    ],
+)
+def test_each_unknown_name_gets_the_closest_setting_or_none(name, meant):
+    assert unknown_variables({name: "x"}) == [(name, meant)]
+
+
+def test_every_unknown_name_is_listed_in_order():
+    environ = {"SCHEDULER_RETRYINTERVAL": "1s", "SCHEDULER_LEASE_TTL": "5s", "SCHEDULER_KEYPREFIX": "{x}",
+               "SCHEDULER_NOTHING_LIKE_IT": "1"}
+    assert unknown_variables(environ) == [
+        ("SCHEDULER_KEYPREFIX", "SCHEDULER_KEY_PREFIX"),
+        ("SCHEDULER_NOTHING_LIKE_IT", None),
+        ("SCHEDULER_RETRYINTERVAL", "SCHEDULER_RETRY_INTERVAL"),
+    ]
+
+
+def test_every_setting_is_known_so_the_list_cannot_fall_behind_the_model():
+    environ = {f"SCHEDULER_{field.upper()}": "x" for field in Settings.model_fields}
+    assert "SCHEDULER_HISTORY_LINES" in environ
+    assert unknown_variables(environ) == []
+
+
+def test_a_queues_redis_url_env_names_are_allowed_exactly_as_spelt():
+    environ = {"SCHEDULER_SIDEKIQ_URL": URL, "SCHEDULER_Sidekiq_Url": URL, "SCHEDULER_SIDEKIQ_URI": URL}
+    assert unknown_variables(environ, ["SCHEDULER_SIDEKIQ_URL", "SIDEKIQ_REDIS_URL"]) == [
+        ("SCHEDULER_SIDEKIQ_URI", "SCHEDULER_SIDEKIQ_URL"),
+        ("SCHEDULER_Sidekiq_Url", "SCHEDULER_SIDEKIQ_URL"),
+    ]
+
+
+def test_the_prefix_is_matched_as_spelt_and_a_setting_in_any_case_is_the_setting(monkeypatch):
+    environ = {"scheduler_redisurl": "x", "Scheduler_LEASETTL": "x", "SCHEDULER_Log_Level": "debug"}
+    assert unknown_variables(environ) == []
+    monkeypatch.setenv("SCHEDULER_Log_Level", "debug")
+    assert load_settings().log_level == "DEBUG", "pydantic-settings reads it: refusing it would be wrong"
+
+
+def test_no_value_is_in_the_answer():
+    found = unknown_variables({"SCHEDULER_REDISURL": URL, "SCHEDULER_PASSWORD": PASSWORD})
+    assert [name for name, _ in found] == ["SCHEDULER_PASSWORD", "SCHEDULER_REDISURL"]
+    assert PASSWORD not in repr(found)
