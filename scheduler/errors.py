@@ -14,10 +14,24 @@ CLI and the run loop only ever handle this tree.
 from __future__ import annotations
 
 from dataclasses import dataclass
+from enum import IntEnum
+
+
+class ExitCode(IntEnum):
+    """What every command returns (README, "Using it")."""
+
+    OK = 0
+    REFUSED = 1  # the table, a setting, an argument's value, or the leader refused the request; health: unhealthy
+    USAGE = 2  # argparse's own code for a malformed command line
+    UNAVAILABLE = 3  # Redis could not be reached, or no leader answered: the request stays queued
+    CRASHED = 4  # the replica's work loop died of a bug (the log has the traceback)
+    INTERRUPTED = 130  # Ctrl-C
 
 
 class SchedulerError(Exception):
     """Root of every error the scheduler raises on purpose."""
+
+    exit_code = ExitCode.REFUSED
 
 
 @dataclass(frozen=True, order=True)
@@ -48,6 +62,8 @@ class SettingsError(SchedulerError):
 
 class RedisUnavailable(SchedulerError):
     """Redis did not answer; the message never contains the URL's password."""
+
+    exit_code = ExitCode.UNAVAILABLE
 
 
 class RedisPermissionError(RedisUnavailable):

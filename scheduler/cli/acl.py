@@ -15,6 +15,7 @@ import argparse
 from scheduler.acl import DEFAULT_USER, queue_keys, render
 from scheduler.cli._common import add_config_argument, load
 from scheduler.cli.dryrun import OptionError
+from scheduler.errors import ExitCode
 from scheduler.settings import load_settings, prefix_problem
 
 
@@ -45,7 +46,7 @@ def register(commands: argparse._SubParsersAction) -> None:
     parser.set_defaults(handler=command)
 
 
-def command(args: argparse.Namespace) -> int:
+def command(args: argparse.Namespace) -> ExitCode:
     prefix = args.prefix if args.prefix is not None else load_settings().key_prefix
     if prefix_problem(prefix):
         raise OptionError(f"--prefix {prefix!r}: {prefix_problem(prefix)}")
@@ -62,4 +63,4 @@ def command(args: argparse.Namespace) -> int:
         if args.format == "both":
             print(f"# ElastiCache user {args.user!r}, access string (the password is set on the user itself):")
         print(acl.access_string())
-    return 0
+    return ExitCode.OK

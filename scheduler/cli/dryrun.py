@@ -24,7 +24,7 @@ from scheduler.cli._listing import Lines, TableFormat
 from scheduler.clock.cadence import EPOCH
 from scheduler.clock.firing import format_tick
 from scheduler.durations import parse_duration
-from scheduler.errors import SchedulerError
+from scheduler.errors import ExitCode, SchedulerError
 from scheduler.preview import Stream, Window, stream
 from scheduler.table import NO_TENANT, RedisSetTenants, Table, Tenant
 
@@ -66,7 +66,7 @@ def register(commands: argparse._SubParsersAction) -> None:
     parser.set_defaults(handler=command)
 
 
-def command(args: argparse.Namespace) -> int:
+def command(args: argparse.Namespace) -> ExitCode:
     window = parse_window(args.start, args.until, args.span, args.count, args.outage, datetime.now(UTC))
     bucket = _duration("--bucket", args.bucket) if args.bucket else None
     table = load(args)
@@ -85,10 +85,10 @@ def command(args: argparse.Namespace) -> int:
         sys.stdout.flush()
     except BrokenPipeError:  # the reader went away (`| head`): stop quietly
         os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
-        return 0
+        return ExitCode.OK
     if window.outage and late:
         print(f"note: {late:,} late firings caught up at {format_tick(window.outage[1])}", file=sys.stderr)
-    return 0
+    return ExitCode.OK
 
 
 # -- options ------------------------------------------------------------------------------------------

@@ -18,6 +18,7 @@ import urllib.error
 import urllib.request
 
 from scheduler.cli._common import add_config_argument
+from scheduler.errors import ExitCode
 from scheduler.settings import load_settings
 
 TIMEOUT = 2.0
@@ -36,13 +37,13 @@ def register(commands: argparse._SubParsersAction) -> None:
     parser.set_defaults(handler=command)
 
 
-def command(args: argparse.Namespace) -> int:
+def command(args: argparse.Namespace) -> ExitCode:
     settings = load_settings()
     path = "/readyz" if args.ready else "/healthz"
     if not settings.http_port:
         print("scheduler health: no endpoint to ask: SCHEDULER_HTTP_PORT=0 turns the HTTP server off",
               file=sys.stderr)
-        return 1
+        return ExitCode.REFUSED
     host = ANY_ADDRESS.get(settings.http_host.strip(), settings.http_host.strip())
     url = f"http://{f'[{host}]' if ':' in host else host}:{settings.http_port}{path}"
     try:
@@ -53,13 +54,13 @@ def command(args: argparse.Namespace) -> int:
     except (OSError, ValueError) as error:
         reason = getattr(error, "reason", None) or error
         print(f"scheduler health: {url}: no answer: {reason}", file=sys.stderr)
-        return 1
+        return ExitCode.REFUSED
     summary = _summary(body)
     if status == 200:
         print(f"{url}: {summary}")
-        return 0
+        return ExitCode.OK
     print(f"scheduler health: {url}: HTTP {status}: {summary}", file=sys.stderr)
-    return 1
+    return ExitCode.REFUSED
 
 
 def _summary(body: bytes) -> str:

@@ -1,4 +1,4 @@
-"""``scheduler``: the command line. ``main(argv) -> int`` returns one of ExitCode."""
+"""``scheduler``: the command line. ``main(argv)`` returns an ExitCode (scheduler.errors, re-exported here)."""
 
 from __future__ import annotations
 
@@ -7,19 +7,13 @@ import os
 import sys
 import tomllib
 from collections.abc import Mapping
-from enum import IntEnum
 from pathlib import Path
 
 from scheduler import __version__
-from scheduler.errors import RedisUnavailable, SchedulerError, SettingsError, TableError
+from scheduler.errors import ExitCode, SchedulerError, SettingsError, TableError
 from scheduler.settings import unknown_variables
 
-
-class ExitCode(IntEnum):
-    OK = 0
-    REFUSED = 1  # the table, a setting or an argument's value was refused
-    USAGE = 2  # argparse's own code for malformed command lines
-    UNAVAILABLE = 3  # Redis could not be reached
+__all__ = ["ExitCode", "build_parser", "check_environment", "entrypoint", "main", "queue_url_variables"]
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -67,23 +61,23 @@ def queue_url_variables(config: Path) -> set[str]:
             if isinstance(spec, dict) and isinstance(spec.get("redis_url_env"), str)}
 
 
-def main(argv: list[str] | None = None) -> int:
+def main(argv: list[str] | None = None) -> ExitCode:
     parser = build_parser()
     args = parser.parse_args(argv)
     try:
         check_environment(os.environ, args.config)
-        return int(args.handler(args))
+        return args.handler(args)
     except TableError as error:
         for problem in error.problems:
             print(problem, file=sys.stderr)
         count = len(error.problems)
         print(f"scheduler {args.command}: {count} problem{'s' * (count != 1)} in {args.config}", file=sys.stderr)
-        return ExitCode.REFUSED
+        return error.exit_code
     except SchedulerError as error:
         print(f"scheduler {args.command}: {error}", file=sys.stderr)
-        return ExitCode.UNAVAILABLE if isinstance(error, RedisUnavailable) else ExitCode.REFUSED
+        return error.exit_code
     except KeyboardInterrupt:
-        return 130
+        return ExitCode.INTERRUPTED
 
 
 def entrypoint() -> None:
