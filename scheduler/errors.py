@@ -60,6 +60,11 @@ class SettingsError(SchedulerError):
     """A setting, or the combination of settings and environment, is refused."""
 
 
+class UsageError(SchedulerError):
+    """An argument's value is refused (an unknown schedule, --count 0): exit 1 with this message.
+    A malformed command line is argparse's to refuse, with its own exit 2."""
+
+
 class RedisUnavailable(SchedulerError):
     """Redis did not answer; the message never contains the URL's password."""
 

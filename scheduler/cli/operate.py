@@ -22,7 +22,7 @@ from scheduler.cli._common import add_config_argument
 from scheduler.cli.dryrun import parse_instant
 from scheduler.clock.cadence import next_tick
 from scheduler.clock.firing import format_instant, format_tick
-from scheduler.errors import ExitCode, SchedulerError
+from scheduler.errors import ExitCode, UsageError
 from scheduler.replica.embedded import STATE_DIRECTORY
 from scheduler.replica.requests import RESULT_KEPT
 from scheduler.settings import load_settings
@@ -34,10 +34,6 @@ from scheduler.replica.tracks import build_tracks
 from scheduler.table import InlineTenants, Table, load_table
 
 DEFAULT_WAIT = 10.0
-
-
-class CommandError(SchedulerError):
-    """An argument the command refuses (an unknown schedule, say): exit 1 with this message."""
 
 
 def register(commands: argparse._SubParsersAction) -> None:
@@ -78,7 +74,7 @@ def _control(config: Path) -> Control:
     else:
         socket = config.resolve().parent / STATE_DIRECTORY / "redis.sock"
         if not socket.exists():
-            raise CommandError(f"SCHEDULER_REDIS_URL is not set, and no embedded Redis runs next to {config} "
+            raise UsageError(f"SCHEDULER_REDIS_URL is not set, and no embedded Redis runs next to {config} "
                                f"(no {socket}): set SCHEDULER_REDIS_URL to the replicas' Redis")
         url = f"unix://{socket}"
     return Control(Store(connect(settings, url), Keys(settings.key_prefix)))
@@ -90,13 +86,13 @@ def _table_with(args: argparse.Namespace) -> Table:
     try:
         schedule = table.schedule(args.name)
     except KeyError:
-        raise CommandError(f"{args.config}: no schedule named {args.name!r}") from None
+        raise UsageError(f"{args.config}: no schedule named {args.name!r}") from None
     tenant = getattr(args, "tenant", None)
     if tenant is not None:
         if schedule.tenants is None:
-            raise CommandError(f"{args.config}: schedule {args.name!r} has no tenants: leave --tenant out")
+            raise UsageError(f"{args.config}: schedule {args.name!r} has no tenants: leave --tenant out")
         if isinstance(schedule.tenants, InlineTenants) and tenant not in {t.id for t in schedule.tenants.tenants}:
-            raise CommandError(f"{args.config}: {tenant!r} is not a tenant of schedule {args.name!r}")
+            raise UsageError(f"{args.config}: {tenant!r} is not a tenant of schedule {args.name!r}")
     return table
 
 
@@ -172,7 +168,7 @@ def backfill(args: argparse.Namespace) -> ExitCode:
     _table_with(args)
     start, until = parse_instant("--from", args.start), parse_instant("--until", args.until)
     if until < start:
-        raise CommandError(f"--until {args.until!r}: must not be before --from {args.start!r}")
+        raise UsageError(f"--until {args.until!r}: must not be before --from {args.start!r}")
     fields = {"from": str(ms_of(start)), "until": str(ms_of(until))} | ({"tenant": args.tenant} if args.tenant else {})
     return _ask(args, _control(args.config), "backfill", **fields)
 
@@ -186,7 +182,7 @@ def history(args: argparse.Namespace) -> ExitCode:
     _table_with(args)
     since = parse_instant("--since", args.since) if args.since else None
     if args.limit < 1:
-        raise CommandError(f"--limit {args.limit}: must be 1 or more")
+        raise UsageError(f"--limit {args.limit}: must be 1 or more")
     lines = _control(args.config).history(args.name, args.limit, since)
     if args.tenant is not None:
         lines = [line for line in lines if line.concerns(args.tenant)]

@@ -14,6 +14,7 @@ from scheduler.errors import (
     SchedulerError,
     SettingsError,
     TableError,
+    UsageError,
 )
 from scheduler.replica.endpoints import EndpointsUnavailable
 
@@ -28,6 +29,7 @@ def test_the_exit_codes_keep_their_numbers():
 @pytest.mark.parametrize(("error", "code"), [
     pytest.param(TableError([Problem("schedules.toml", 1, "", "bad")]), ExitCode.REFUSED, id="table"),
     pytest.param(SettingsError("SCHEDULER_REDISURL is not a setting"), ExitCode.REFUSED, id="settings"),
+    pytest.param(UsageError("--count '0': must be a whole number, 1 or more"), ExitCode.REFUSED, id="usage"),
     pytest.param(EndpointsUnavailable("cannot serve"), ExitCode.REFUSED, id="endpoints"),
     pytest.param(NotLeader("r1", 3), ExitCode.REFUSED, id="not-leader"),
     pytest.param(RedisUnavailable("cannot reach Redis"), ExitCode.UNAVAILABLE, id="redis-unavailable"),
