@@ -62,6 +62,8 @@ USER ${UID}:${UID}
 WORKDIR /etc/scheduler
 
 # `scheduler health` asks this replica's own /healthz (127.0.0.1, SCHEDULER_HTTP_PORT, default 9108).
+# Run in WORKDIR, it takes ./schedules.toml (the table) for the SCHEDULER_* names a queue's
+# redis_url_env may give; any other SCHEDULER_* variable that is no setting makes it fail.
 HEALTHCHECK --interval=15s --timeout=5s --start-period=20s --retries=3 CMD ["scheduler", "health"]
 
 # Exec form: the scheduler is PID 1 and receives SIGTERM itself (no shell in between). It installs

@@ -7,7 +7,7 @@
 # 1. The base: Debian bookworm's python3 (python3, python3-venv, python3-pip) made with debootstrap
 #    from the mirror apt uses here, imported into buildah (FROM scratch + ADD of the root tarball).
 #    It stands in for python:3.11-slim, which cannot be pulled here. It is cached, with buildah's
-#    storage and its layer cache, under $SCHEDULER_BUILD_CACHE (default /var/tmp/scheduler-base).
+#    storage and its layer cache, under $BUILD_IMAGE_CACHE (default /var/tmp/scheduler-base).
 # 2. The image: `buildah build --build-arg BASE=<that base>` of the Dockerfile, the same file a
 #    `docker build` takes; pip inside it uses this machine's package index and CA bundle, passed as
 #    a build argument and a build secret, neither of which reaches the final image (checked).
@@ -21,12 +21,12 @@
 #    read-only, the image's user; the same three checks.
 #
 # Prints one summary line on success; exits non-zero and shows the logs' tails on failure (the logs
-# stay in a temporary folder then, and with SCHEDULER_PROOF_KEEP=1 after a success too).
+# stay in a temporary folder then, and with BUILD_IMAGE_KEEP_LOGS=1 after a success too).
 set -euo pipefail
 export LC_ALL=C   # a decimal point in $EPOCHREALTIME, whatever the caller's locale
 
 repo=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
-cache=${SCHEDULER_BUILD_CACHE:-/var/tmp/scheduler-base}
+cache=${BUILD_IMAGE_CACHE:-/var/tmp/scheduler-base}
 image=localhost/scheduler:proof
 table_image=localhost/scheduler-proof-table:latest
 base_image=localhost/scheduler-base:bookworm
@@ -73,7 +73,7 @@ trap cleanup EXIT
 
 # -- buildah, on a storage of its own under the cache --------------------------------------------
 
-# overlay where the kernel allows it, else vfs (or SCHEDULER_STORAGE_DRIVER); each driver has its
+# overlay where the kernel allows it, else vfs (or BUILD_IMAGE_STORAGE_DRIVER); each driver has its
 # own root, and the choice is remembered so every later run finds its base and layer cache again.
 driver_ok() {
     local ctr
@@ -86,8 +86,8 @@ driver_ok() {
         rm "$ctr" >/dev/null 2>&1 || true
     return $ok
 }
-if [ -n "${SCHEDULER_STORAGE_DRIVER:-}" ]; then
-    driver=$SCHEDULER_STORAGE_DRIVER
+if [ -n "${BUILD_IMAGE_STORAGE_DRIVER:-}" ]; then
+    driver=$BUILD_IMAGE_STORAGE_DRIVER
 elif [ -s "$cache/driver" ]; then
     driver=$(cat "$cache/driver")
 elif driver_ok overlay; then
@@ -199,7 +199,7 @@ name = "proof"
 every = "1s"
 job = "Proof"
 TOML
-build --build-arg "SCHEDULER_IMAGE=$image" -f "$repo/deploy/table.Dockerfile" -t "$table_image" "$work/table" \
+build --build-arg "BASE=$image" -f "$repo/deploy/table.Dockerfile" -t "$table_image" "$work/table" \
     > "$work/table.log" 2>&1 || { tail -n 20 "$work/table.log" >&2; die "building the derived table image failed"; }
 
 # What the image runs, as its configuration says (ENTRYPOINT + CMD, environment, user, directory).
@@ -324,7 +324,7 @@ b_stop=$stop_seconds
 b_count=$(rcli xlen "$stream")
 bh umount "$ctr" >/dev/null
 
-keep_work=${SCHEDULER_PROOF_KEEP:-0}   # 1: keep the logs of a successful run too
+keep_work=${BUILD_IMAGE_KEEP_LOGS:-0}   # 1: keep the logs of a successful run too
 echo "build-image: ok in $((SECONDS - start)) s ($base_note, storage $driver, image built in ${build_seconds} s):" \
      "replica A (buildah run) led, $stream at $a_count, exited 0 ${a_stop} s after SIGTERM;" \
      "replica B (PID 1, read-only root, user $user) led, $stream at $b_count, exited 0 ${b_stop} s after SIGTERM"

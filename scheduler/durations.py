@@ -15,7 +15,10 @@ def parse_duration(text: str) -> timedelta:
     if not isinstance(text, str) or not text.strip() or match is None:
         raise ValueError('is not a duration; write it like "90s", "5m", "1h30m" or "2d"')
     days, hours, minutes, seconds, millis = (float(part or 0) for part in match.groups())
-    value = timedelta(days=days, hours=hours, minutes=minutes, seconds=seconds, milliseconds=millis)
+    try:
+        value = timedelta(days=days, hours=hours, minutes=minutes, seconds=seconds, milliseconds=millis)
+    except OverflowError:  # beyond timedelta's 999,999,999 days
+        raise ValueError("is too long") from None
     if value <= timedelta(0):
         raise ValueError("must be longer than zero")
     return value

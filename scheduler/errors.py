@@ -1,23 +1,55 @@
-"""Every error the scheduler raises on purpose.
+"""Every error the scheduler raises on purpose, and the exit code each means for the CLI. Each class
+with its module (under scheduler/), what it means, and its exit code where it reaches the CLI:
 
-    SchedulerError
-     ├── TableError          schedules.toml is unreadable or invalid (carries every Problem)
-     ├── SettingsError       a SCHEDULER_* variable or the embedded-Redis mode is refused
-     ├── RedisUnavailable    Redis could not be reached (wraps redis-py's connection errors)
-     │    └── RedisPermissionError  Redis refused a command: the user's ACL lacks a permission
-     └── NotLeader           a fenced write was refused: this replica no longer holds the lease
+    SchedulerError               errors             the root: exit 1 (REFUSED) unless a class says otherwise
+     ├── TableError              errors             schedules.toml is unreadable or invalid (carries every
+     │                                              Problem): exit 1
+     ├── SettingsError           errors             a SCHEDULER_* variable (no setting, or a bad value) or the
+     │                                              embedded-Redis mode is refused: exit 1; also a queue's
+     │                                              redis_url_env variable unset (raised in the relay, retried)
+     ├── UsageError              errors             an argument's value is refused (an unknown schedule,
+     │                                              --count 0): exit 1, not argparse's 2
+     ├── RedisUnavailable        errors             Redis could not be reached (wraps redis-py's connection
+     │    │                                         errors): exit 3 (UNAVAILABLE); a running replica retries
+     │    └── RedisPermissionError  errors          Redis refused a command: the user's ACL lacks a
+     │                                              permission: exit 3; a replica logs it once
+     ├── NotLeader               errors             a fenced write was refused: this replica no longer holds
+     │                                              the lease (never reaches the CLI: the replica stands by)
+     ├── EndpointsUnavailable    replica.endpoints  /metrics, /healthz and /readyz cannot listen where the
+     │                                              settings say (a port in use): `scheduler run` exits 1
+     ├── ProtectionRefused       replica.protection the ECS agent did not answer, or did not (un)protect the
+     │                                              task (logged and retried, never reaches the CLI)
+     ├── RelayRefused            replica.relay      a queue's firings cannot go on now; they stay in the
+     │                                              outbox (logged and retried, never reaches the CLI)
+     └── SenderError             replica.senders    a target refused a whole batch, or could not be reached;
+                                                    the relay retries (never reaches the CLI)
 
 Library errors are translated where they enter (``raise RedisUnavailable(...) from None``), so the
-CLI and the run loop only ever handle this tree.
+CLI and the run loop only ever handle this tree. The CLI prints ``scheduler COMMAND: message`` and
+returns the error's ``exit_code``, one of ExitCode.
 """
 
 from __future__ import annotations
 
 from dataclasses import dataclass
+from enum import IntEnum
+
+
+class ExitCode(IntEnum):
+    """What every command returns (README, "Using it")."""
+
+    OK = 0
+    REFUSED = 1  # the table, a setting, an argument's value, or the leader refused the request; health: unhealthy
+    USAGE = 2  # argparse's own code for a malformed command line
+    UNAVAILABLE = 3  # Redis could not be reached, or no leader answered: the request stays queued
+    CRASHED = 4  # the replica's work loop died of a bug (the log has the traceback)
+    INTERRUPTED = 130  # Ctrl-C
 
 
 class SchedulerError(Exception):
     """Root of every error the scheduler raises on purpose."""
+
+    exit_code = ExitCode.REFUSED
 
 
 @dataclass(frozen=True, order=True)
@@ -46,8 +78,15 @@ class SettingsError(SchedulerError):
     """A setting, or the combination of settings and environment, is refused."""
 
 
+class UsageError(SchedulerError):
+    """An argument's value is refused (an unknown schedule, --count 0): exit 1 with this message.
+    A malformed command line is argparse's to refuse, with its own exit 2."""
+
+
 class RedisUnavailable(SchedulerError):
     """Redis did not answer; the message never contains the URL's password."""
+
+    exit_code = ExitCode.UNAVAILABLE
 
 
 class RedisPermissionError(RedisUnavailable):

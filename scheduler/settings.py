@@ -2,9 +2,12 @@
 
 from __future__ import annotations
 
+import difflib
 import math
 import os
+import re
 import socket
+from collections.abc import Iterable, Mapping
 from datetime import timedelta
 from pathlib import Path
 from typing import Any
@@ -17,6 +20,11 @@ from scheduler.durations import parse_duration
 from scheduler.errors import SettingsError
 
 ECS_METADATA_VARIABLES = ("ECS_CONTAINER_METADATA_URI_V4", "ECS_CONTAINER_METADATA_URI")
+LOG_LEVELS = ("TRACE", "DEBUG", "INFO", "SUCCESS", "WARNING", "ERROR", "CRITICAL")  # loguru's own
+# Far beyond any sensible setting, and short enough that now plus (or minus) it stays a date
+# APScheduler and a Redis stream id can hold.
+LONGEST = timedelta(days=3650)
+_HOST = re.compile(r"[A-Za-z0-9._:-]*")
 
 
 class Settings(BaseSettings):
@@ -29,14 +37,15 @@ class Settings(BaseSettings):
     retry_interval: timedelta = Field(default=timedelta(seconds=1), description="standbys retry this often")
     key_prefix: str = Field(default="{scheduler}", description="prefix of every Redis key; keep one hash tag")
     replica_id: str = Field(default="", description="this replica's name; default host-pid or the ECS task id")
-    log_level: str = "INFO"
+    log_level: str = Field(default="INFO", description="one of LOG_LEVELS, in any case")
     log_json: bool = False
     reload_interval: timedelta = Field(default=timedelta(seconds=2), description="how often the table is re-read")
     stall_timeout: timedelta = Field(default=timedelta(seconds=10),
                                      description="a leader whose work loop shows no progress this long gives up")
     allow_eviction: bool = Field(default=False, description="lead even where Redis may evict keys (warns)")
     history_keep: timedelta = Field(default=timedelta(days=7), description="how long the decision ledger keeps a line")
-    history_lines: int = Field(default=100_000, gt=0, description="ledger lines kept per schedule, at most")
+    history_lines: int = Field(default=100_000, gt=0, le=1_000_000_000,
+                               description="ledger lines kept per schedule, at most")
     http_host: str = Field(default="127.0.0.1", description="where /metrics, /healthz and /readyz listen")
     http_port: int = Field(default=9108, ge=0, le=65535, description="their port; 0: no HTTP server at all")
     eligible: bool = Field(default=True, description="false: never take the lease (serves health and metrics)")
@@ -65,7 +74,35 @@ class Settings(BaseSettings):
     def _positive(cls, value: timedelta) -> timedelta:
         if value <= timedelta(0):
             raise ValueError("must be longer than zero")
+        if value > LONGEST:
+            raise ValueError(f"must be at most {LONGEST.days}d")
         return value
+
+    @field_validator("log_level")
+    @classmethod
+    def _log_level(cls, value: str) -> str:
+        level = value.strip().upper()
+        if level not in LOG_LEVELS:
+            raise ValueError(f"must be one of {', '.join(LOG_LEVELS)} (in any case)")
+        return level
+
+    @field_validator("redis_url")
+    @classmethod
+    def _url(cls, value: SecretStr | None) -> SecretStr | None:
+        if value is not None:
+            try:
+                urlsplit(value.get_secret_value().strip())
+            except ValueError:  # its words may quote the password: not repeated
+                raise ValueError("is not a URL; write it like redis://user:password@host:6379/0") from None
+        return value
+
+    @field_validator("http_host")
+    @classmethod
+    def _host(cls, value: str) -> str:
+        host = value.strip()
+        if not _HOST.fullmatch(host):
+            raise ValueError("must be a host name or an IP address (letters, digits, '.', '-', '_' and ':')")
+        return host
 
     @field_validator("key_prefix")
     @classmethod
@@ -110,6 +147,28 @@ def prefix_problem(prefix: str) -> str | None:
     if prefix.count("{") != 1 or prefix.count("}") != 1 or prefix.index("{") > prefix.index("}"):
         return "must hold exactly one {hash tag}, so every key lands on one Redis Cluster slot"
     return None
+
+
+def unknown_variables(environ: Mapping[str, str], allowed_extra: Iterable[str] = ()) -> list[tuple[str, str | None]]:
+    """Each variable of ``environ`` named SCHEDULER_* that is neither a setting nor one of
+    ``allowed_extra`` (a queue's redis_url_env), sorted, with the name it most likely meant, or None.
+    Only names are looked at, never values.
+
+    The prefix is matched as the environment spells it: ``scheduler_x`` is none of ours. After it,
+    a setting's name in any case is the setting, as pydantic-settings reads it: ``SCHEDULER_Log_Level``.
+    """
+    prefix = Settings.model_config["env_prefix"]
+    settings = {f"{prefix}{field}".upper() for field in Settings.model_fields}
+    extra = set(allowed_extra)
+    # Compared after the prefix, which every candidate shares (it would make anything look close).
+    candidates = {name[len(prefix):].upper(): name for name in sorted(settings | extra) if name.startswith(prefix)}
+    unknown = []
+    for name in sorted(environ):
+        if not name.startswith(prefix) or name in extra or name.upper() in settings:
+            continue
+        close = difflib.get_close_matches(name[len(prefix):].upper(), list(candidates), n=1)
+        unknown.append((name, candidates[close[0]] if close else None))
+    return unknown
 
 
 def load_settings(**overrides: Any) -> Settings:

@@ -13,10 +13,10 @@ from scheduler.table import Table, Tenant, load_table
 from scheduler.tenants import tenants_of
 
 
-def add_config_argument(parser: argparse.ArgumentParser) -> None:
+def add_config_argument(parser: argparse.ArgumentParser, help: str = "the schedule table") -> None:
     parser.add_argument(
         "--config", type=Path, default=Path("schedules.toml"), metavar="PATH",
-        help="the schedule table (default: ./schedules.toml)",
+        help=f"{help} (default: ./schedules.toml)",
     )
 
 

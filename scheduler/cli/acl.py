@@ -14,7 +14,7 @@ import argparse
 
 from scheduler.acl import DEFAULT_USER, queue_keys, render
 from scheduler.cli._common import add_config_argument, load
-from scheduler.cli.dryrun import OptionError
+from scheduler.errors import ExitCode, UsageError
 from scheduler.settings import load_settings, prefix_problem
 
 
@@ -45,13 +45,13 @@ def register(commands: argparse._SubParsersAction) -> None:
     parser.set_defaults(handler=command)
 
 
-def command(args: argparse.Namespace) -> int:
+def command(args: argparse.Namespace) -> ExitCode:
     prefix = args.prefix if args.prefix is not None else load_settings().key_prefix
     if prefix_problem(prefix):
-        raise OptionError(f"--prefix {prefix!r}: {prefix_problem(prefix)}")
+        raise UsageError(f"--prefix {prefix!r}: {prefix_problem(prefix)}")
     for name, value in (("--user", args.user), *(("--tenant-keys", pattern) for pattern in args.tenant_keys)):
         if not value or any(char.isspace() for char in value):
-            raise OptionError(f"{name} {value!r}: must be non-empty, without spaces")
+            raise UsageError(f"{name} {value!r}: must be non-empty, without spaces")
     queues = queue_keys(load(args), prefix) if args.queue_keys else []
     acl = render(prefix, args.tenant_keys, queues, flat=args.flat)
     if args.format in ("both", "setuser"):
@@ -62,4 +62,4 @@ def command(args: argparse.Namespace) -> int:
         if args.format == "both":
             print(f"# ElastiCache user {args.user!r}, access string (the password is set on the user itself):")
         print(acl.access_string())
-    return 0
+    return ExitCode.OK

@@ -23,7 +23,7 @@ from scheduler.cli._histogram import Histogram
 from scheduler.cli._listing import Lines, TableFormat
 from scheduler.clock.instants import EPOCH, format_tick
 from scheduler.durations import parse_duration
-from scheduler.errors import SchedulerError
+from scheduler.errors import ExitCode, UsageError
 from scheduler.plan.preview import Stream, Window, stream
 from scheduler.table import NO_TENANT, RedisSetTenants, Table, Tenant
 
@@ -31,10 +31,6 @@ DEFAULT_SPAN = timedelta(hours=24)
 COUNT_HORIZON = timedelta(days=100 * 366)  # how far --count looks for its N firings
 LATEST = datetime(9000, 1, 1, tzinfo=UTC)  # croniter and datetime both give out a little after
 TIME_HELP = "an ISO 8601 instant: 2026-11-01T00:00:00Z, 2026-11-01T09:00+09:00; without an offset, UTC"
-
-
-class OptionError(SchedulerError):
-    """A command-line option's value is refused (main prints it on one line, exit 1)."""
 
 
 def register(commands: argparse._SubParsersAction) -> None:
@@ -65,7 +61,7 @@ def register(commands: argparse._SubParsersAction) -> None:
     parser.set_defaults(handler=command)
 
 
-def command(args: argparse.Namespace) -> int:
+def command(args: argparse.Namespace) -> ExitCode:
     window = parse_window(args.start, args.until, args.span, args.count, args.outage, datetime.now(UTC))
     bucket = _duration("--bucket", args.bucket) if args.bucket else None
     table = load(args)
@@ -84,10 +80,10 @@ def command(args: argparse.Namespace) -> int:
         sys.stdout.flush()
     except BrokenPipeError:  # the reader went away (`| head`): stop quietly
         os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
-        return 0
+        return ExitCode.OK
     if window.outage and late:
         print(f"note: {late:,} late firings caught up at {format_tick(window.outage[1])}", file=sys.stderr)
-    return 0
+    return ExitCode.OK
 
 
 # -- options ------------------------------------------------------------------------------------------
@@ -98,25 +94,25 @@ def parse_window(
 ) -> Window:
     begin = parse_instant("--from", start) if start else now
     if begin < EPOCH:
-        raise OptionError(f"--from {start!r}: must be in {EPOCH.year} or later")
+        raise UsageError(f"--from {start!r}: must be in {EPOCH.year} or later")
     if count is not None:
         number = count.strip()
         if not number.isdigit() or int(number) < 1:
-            raise OptionError(f"--count {count!r}: must be a whole number, 1 or more")
+            raise UsageError(f"--count {count!r}: must be a whole number, 1 or more")
         end = min(begin + COUNT_HORIZON, LATEST) if begin < LATEST else LATEST
         window = Window(begin, end, count=int(number))
     elif until is not None:
         end = parse_instant("--until", until)
         if end <= begin:
-            raise OptionError(f"--until {until!r}: must be after --from ({format_tick(begin)})")
+            raise UsageError(f"--until {until!r}: must be after --from ({format_tick(begin)})")
         window = Window(begin, end)
     else:
         length = _duration("--for", span) if span is not None else DEFAULT_SPAN
         if LATEST - begin < length:
-            raise OptionError(f"--for {span!r}: the window would end after {LATEST.year}")
+            raise UsageError(f"--for {span!r}: the window would end after {LATEST.year}")
         window = Window(begin, begin + length)
     if window.end > LATEST or begin >= LATEST:
-        raise OptionError(f"the window must end before {LATEST.year}")
+        raise UsageError(f"the window must end before {LATEST.year}")
     if outage is None:
         return window
     return Window(window.start, window.end, window.count, parse_outage(outage, window))
@@ -127,25 +123,25 @@ def parse_instant(option: str, text: str) -> datetime:
     try:
         value = datetime.fromisoformat(text.strip())
     except ValueError:
-        raise OptionError(f"{option} {text!r}: is not a time; write {TIME_HELP}") from None
+        raise UsageError(f"{option} {text!r}: is not a time; write {TIME_HELP}") from None
     if value.tzinfo is None:
         value = value.replace(tzinfo=UTC)
     try:
         return value.astimezone(UTC)
     except OverflowError:
-        raise OptionError(f"{option} {text!r}: is out of range") from None
+        raise UsageError(f"{option} {text!r}: is out of range") from None
 
 
 def parse_outage(text: str, window: Window) -> tuple[datetime, datetime]:
     parts = text.split("/")
     if len(parts) != 2 or not all(part.strip() for part in parts):
         example = f"{format_tick(window.start)}/{format_tick(window.start + timedelta(hours=1))}"
-        raise OptionError(f"--outage {text!r}: write it as FROM/UNTIL, two instants: {example}")
+        raise UsageError(f"--outage {text!r}: write it as FROM/UNTIL, two instants: {example}")
     down, up = (parse_instant("--outage", part) for part in parts)
     if down >= up:
-        raise OptionError(f"--outage {text!r}: FROM must be before UNTIL")
+        raise UsageError(f"--outage {text!r}: FROM must be before UNTIL")
     if down < window.start or up >= window.end:
-        raise OptionError(
+        raise UsageError(
             f"--outage {text!r}: must lie inside the window (FROM at or after {format_tick(window.start)}, "
             f"UNTIL before {format_tick(window.end)})"
         )
@@ -156,7 +152,7 @@ def _duration(option: str, text: str) -> timedelta:
     try:
         return parse_duration(text)
     except ValueError as error:
-        raise OptionError(f"{option} {text!r}: {error}") from None
+        raise UsageError(f"{option} {text!r}: {error}") from None
 
 
 def check_schedules(table: Table, names: list[str]) -> None:
@@ -168,7 +164,7 @@ def check_schedules(table: Table, names: list[str]) -> None:
             hint = f" (did you mean {close[0]!r}?)" if close else ""
             problems.append(f"--schedule {name!r}: no schedule of that name in {table.path}{hint}")
     if problems:
-        raise OptionError("; ".join(problems))
+        raise UsageError("; ".join(problems))
 
 
 def notes(

@@ -3,6 +3,10 @@
 GETs ``http://SCHEDULER_HTTP_HOST:SCHEDULER_HTTP_PORT/healthz`` (``/readyz`` with ``--ready``) with a
 2 s timeout and prints one line: exit 0 on 200, 1 otherwise. It is what a Dockerfile HEALTHCHECK or an
 ECS task's healthCheck runs, inside the replica's container.
+
+Like every command it refuses a SCHEDULER_* variable that is not a setting; --config names the table
+whose queues may name one with redis_url_env (read only when such a variable is set: without one, no
+table is needed).
 """
 
 from __future__ import annotations
@@ -13,6 +17,8 @@ import sys
 import urllib.error
 import urllib.request
 
+from scheduler.cli._common import add_config_argument
+from scheduler.errors import ExitCode
 from scheduler.settings import load_settings
 
 TIMEOUT = 2.0
@@ -27,16 +33,17 @@ def register(commands: argparse._SubParsersAction) -> None:
                                  description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--ready", action="store_true", help="check /readyz instead: Redis answers, and the "
                         "replica leads or stands by")
+    add_config_argument(parser, "the table whose queues' redis_url_env variables may be set")
     parser.set_defaults(handler=command)
 
 
-def command(args: argparse.Namespace) -> int:
+def command(args: argparse.Namespace) -> ExitCode:
     settings = load_settings()
     path = "/readyz" if args.ready else "/healthz"
     if not settings.http_port:
         print("scheduler health: no endpoint to ask: SCHEDULER_HTTP_PORT=0 turns the HTTP server off",
               file=sys.stderr)
-        return 1
+        return ExitCode.REFUSED
     host = ANY_ADDRESS.get(settings.http_host.strip(), settings.http_host.strip())
     url = f"http://{f'[{host}]' if ':' in host else host}:{settings.http_port}{path}"
     try:
@@ -47,13 +54,13 @@ def command(args: argparse.Namespace) -> int:
     except (OSError, ValueError) as error:
         reason = getattr(error, "reason", None) or error
         print(f"scheduler health: {url}: no answer: {reason}", file=sys.stderr)
-        return 1
+        return ExitCode.REFUSED
     summary = _summary(body)
     if status == 200:
         print(f"{url}: {summary}")
-        return 0
+        return ExitCode.OK
     print(f"scheduler health: {url}: HTTP {status}: {summary}", file=sys.stderr)
-    return 1
+    return ExitCode.REFUSED
 
 
 def _summary(body: bytes) -> str:

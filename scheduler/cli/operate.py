@@ -22,7 +22,7 @@ from scheduler.cli._common import add_config_argument
 from scheduler.cli.dryrun import parse_instant
 from scheduler.clock.cadence import next_tick
 from scheduler.clock.instants import entry_instant, format_instant, format_tick, ms_of
-from scheduler.errors import SchedulerError
+from scheduler.errors import ExitCode, UsageError
 from scheduler.replica.embedded import STATE_DIRECTORY
 from scheduler.replica.requests import RESULT_KEPT
 from scheduler.settings import load_settings
@@ -34,12 +34,7 @@ from scheduler.store.state import Store
 from scheduler.replica.tracks import build_tracks
 from scheduler.table import InlineTenants, Table, load_table
 
-EXIT_NO_LEADER = 3  # as ExitCode.UNAVAILABLE: nobody answered; the request stays queued
 DEFAULT_WAIT = 10.0
-
-
-class CommandError(SchedulerError):
-    """An argument the command refuses (an unknown schedule, say): exit 1 with this message."""
 
 
 def register(commands: argparse._SubParsersAction) -> None:
@@ -80,7 +75,7 @@ def _control(config: Path) -> Control:
     else:
         socket = config.resolve().parent / STATE_DIRECTORY / "redis.sock"
         if not socket.exists():
-            raise CommandError(f"SCHEDULER_REDIS_URL is not set, and no embedded Redis runs next to {config} "
+            raise UsageError(f"SCHEDULER_REDIS_URL is not set, and no embedded Redis runs next to {config} "
                                f"(no {socket}): set SCHEDULER_REDIS_URL to the replicas' Redis")
         url = f"unix://{socket}"
     return Control(Store(connect(settings, url), Keys(settings.key_prefix)))
@@ -92,13 +87,13 @@ def _table_with(args: argparse.Namespace) -> Table:
     try:
         schedule = table.schedule(args.name)
     except KeyError:
-        raise CommandError(f"{args.config}: no schedule named {args.name!r}") from None
+        raise UsageError(f"{args.config}: no schedule named {args.name!r}") from None
     tenant = getattr(args, "tenant", None)
     if tenant is not None:
         if schedule.tenants is None:
-            raise CommandError(f"{args.config}: schedule {args.name!r} has no tenants: leave --tenant out")
+            raise UsageError(f"{args.config}: schedule {args.name!r} has no tenants: leave --tenant out")
         if isinstance(schedule.tenants, InlineTenants) and tenant not in {t.id for t in schedule.tenants.tenants}:
-            raise CommandError(f"{args.config}: {tenant!r} is not a tenant of schedule {args.name!r}")
+            raise UsageError(f"{args.config}: {tenant!r} is not a tenant of schedule {args.name!r}")
     return table
 
 
@@ -115,7 +110,7 @@ def _rows(header: list[str], rows: list[list[str]]) -> str:
 # -- pause and resume ---------------------------------------------------------------------------
 
 
-def pause(args: argparse.Namespace) -> int:
+def pause(args: argparse.Namespace) -> ExitCode:
     _table_with(args)
     added, since = _control(args.config).pause(args.name, args.tenant)
     what = paused_field(args.name, args.tenant)
@@ -123,36 +118,36 @@ def pause(args: argparse.Namespace) -> int:
             f"{' --tenant ' + args.tenant if args.tenant else ''} to undo)" if added
             else f"{what} was already paused, since {since}")
     _print(args, {"paused": what, "since": since, "changed": added}, text)
-    return 0
+    return ExitCode.OK
 
 
-def resume(args: argparse.Namespace) -> int:
+def resume(args: argparse.Namespace) -> ExitCode:
     _table_with(args)
     removed = _control(args.config).resume(args.name, args.tenant)
     what = paused_field(args.name, args.tenant)
     text = (f"resumed {what}: it fires again from its next tick; the ticks of the pause are not caught up"
             if removed else f"{what} was not paused")
     _print(args, {"resumed": what, "changed": removed}, text)
-    return 0
+    return ExitCode.OK
 
 
 # -- trigger and backfill -----------------------------------------------------------------------
 
 
-def _ask(args: argparse.Namespace, control: Control, kind: str, **fields: str) -> int:
+def _ask(args: argparse.Namespace, control: Control, kind: str, **fields: str) -> ExitCode:
     request_id = control.request(kind, schedule=args.name, **fields)
     result = control.result(request_id, args.wait)
     if result is None:
         print(f"scheduler {kind}: no leader answered within {args.wait:g}s; request {request_id} stays queued "
               f"and is carried out when a leader takes it (its result is kept {RESULT_KEPT.days} day)",
               file=sys.stderr)
-        return EXIT_NO_LEADER
+        return ExitCode.UNAVAILABLE
     data = {"request": request_id, "requested_at": format_instant(entry_instant(request_id)), **result}
     if result.get("status") != "done":
         if args.json:
             print(json.dumps(data, indent=2))
         print(f"scheduler {kind}: refused: {result.get('error', '')}", file=sys.stderr)
-        return 1
+        return ExitCode.REFUSED
     if kind == "trigger":
         text = (f"triggered {args.name}: {result['fired']} firing(s) sent by the leader of epoch {result['epoch']}"
                 f" ({result['deduplicated']} already sent), firing ids {result['firing_id']}")
@@ -162,19 +157,19 @@ def _ask(args: argparse.Namespace, control: Control, kind: str, **fields: str) -
         if int(result["left"]):
             text += f"; {result['left']} later tick(s) not handled yet are left to the schedule itself"
     _print(args, data, text)
-    return 0
+    return ExitCode.OK
 
 
-def trigger(args: argparse.Namespace) -> int:
+def trigger(args: argparse.Namespace) -> ExitCode:
     _table_with(args)
     return _ask(args, _control(args.config), "trigger", **({"tenant": args.tenant} if args.tenant else {}))
 
 
-def backfill(args: argparse.Namespace) -> int:
+def backfill(args: argparse.Namespace) -> ExitCode:
     _table_with(args)
     start, until = parse_instant("--from", args.start), parse_instant("--until", args.until)
     if until < start:
-        raise CommandError(f"--until {args.until!r}: must not be before --from {args.start!r}")
+        raise UsageError(f"--until {args.until!r}: must not be before --from {args.start!r}")
     fields = {"from": str(ms_of(start)), "until": str(ms_of(until))} | ({"tenant": args.tenant} if args.tenant else {})
     return _ask(args, _control(args.config), "backfill", **fields)
 
@@ -184,11 +179,11 @@ def backfill(args: argparse.Namespace) -> int:
 _COUNTS = ("fired", "late", "deduplicated", "skipped", "paused")
 
 
-def history(args: argparse.Namespace) -> int:
+def history(args: argparse.Namespace) -> ExitCode:
     _table_with(args)
     since = parse_instant("--since", args.since) if args.since else None
     if args.limit < 1:
-        raise CommandError(f"--limit {args.limit}: must be 1 or more")
+        raise UsageError(f"--limit {args.limit}: must be 1 or more")
     lines = _control(args.config).history(args.name, args.limit, since)
     if args.tenant is not None:
         lines = [line for line in lines if line.concerns(args.tenant)]
@@ -198,7 +193,7 @@ def history(args: argparse.Namespace) -> int:
     header = ["WRITTEN", "TICK", "OUTCOME", "COUNTS", "EPOCH", "REASON"]
     text = _rows(header, rows) if rows else f"no ledger lines for {args.name}"
     _print(args, data, text)
-    return 0
+    return ExitCode.OK
 
 
 def _history_row(line: Line, tenant: str | None) -> list[str]:
@@ -224,7 +219,7 @@ def _history_row(line: Line, tenant: str | None) -> list[str]:
 # -- status -------------------------------------------------------------------------------------
 
 
-def status(args: argparse.Namespace) -> int:
+def status(args: argparse.Namespace) -> ExitCode:
     control = _control(args.config)
     table = load_table(args.config)
     now = control.store.time()
@@ -255,7 +250,7 @@ def status(args: argparse.Namespace) -> int:
         "queues": [{key: value for key, value in view.items() if key != "pending_by_schedule"} for view in queues],
     }
     _print(args, data, _status_text(data, args.config))
-    return 0
+    return ExitCode.OK
 
 
 def _status_text(data: dict[str, Any], config: Path) -> str:

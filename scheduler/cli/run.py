@@ -5,6 +5,7 @@ from __future__ import annotations
 import argparse
 
 from scheduler.cli._common import add_config_argument
+from scheduler.errors import ExitCode
 
 
 def register(commands: argparse._SubParsersAction) -> None:
@@ -13,7 +14,7 @@ def register(commands: argparse._SubParsersAction) -> None:
     parser.set_defaults(handler=command)
 
 
-def command(args: argparse.Namespace) -> int:
+def command(args: argparse.Namespace) -> ExitCode:
     from scheduler.replica import run_replica
 
     return run_replica(args.config)

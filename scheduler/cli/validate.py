@@ -6,6 +6,7 @@ import argparse
 from datetime import UTC, datetime, timedelta
 
 from scheduler.cli._common import add_config_argument, load, resolve_tenants
+from scheduler.errors import ExitCode
 from scheduler.plan.preview import fanouts
 from scheduler.table import Table, Tenant
 
@@ -18,11 +19,11 @@ def register(commands: argparse._SubParsersAction) -> None:
     parser.set_defaults(handler=command)
 
 
-def command(args: argparse.Namespace) -> int:
+def command(args: argparse.Namespace) -> ExitCode:
     table = load(args)
     tenants = resolve_tenants(table)
     print(summary(table, tenants, datetime.now(UTC)))
-    return 0
+    return ExitCode.OK
 
 
 def summary(table: Table, tenants: dict[str, list[Tenant] | None], now: datetime) -> str:

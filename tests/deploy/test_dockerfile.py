@@ -99,6 +99,7 @@ def test_the_build_context_keeps_what_the_dockerfile_copies_and_drops_the_rest()
 def test_the_derived_table_image_validates_the_table_when_it_is_built():
     steps = instructions(REPO / "deploy" / "table.Dockerfile")
     assert [word for word, _ in steps] == ["ARG", "FROM", "COPY", "RUN"]
-    assert only(steps, "FROM") == "${SCHEDULER_IMAGE}"
+    assert only(steps, "ARG") == "BASE", "no default: a build without it fails instead of using scheduler:latest"
+    assert only(steps, "FROM") == "${BASE}"
     assert only(steps, "COPY") == ". /etc/scheduler/"
     assert json.loads(only(steps, "RUN")) == ["scheduler", "validate", "--config", "/etc/scheduler/schedules.toml"]

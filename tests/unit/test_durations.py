@@ -53,6 +53,8 @@ def test_parse_accepts(text, expected):
         pytest.param("s", NOT_A_DURATION, id="unit-without-number"),
         pytest.param(5, NOT_A_DURATION, id="integer-not-string"),
         pytest.param(None, NOT_A_DURATION, id="none"),
+        pytest.param("99999999999d", "is too long", id="beyond-timedelta"),
+        pytest.param("9" * 400 + "s", "is too long", id="beyond-a-float"),
     ],
 )
 def test_parse_rejects_with_reason(value, message):

@@ -1,4 +1,5 @@
-"""Settings from SCHEDULER_* variables: defaults, overrides, errors naming the variable, no leaked password."""
+"""Settings from SCHEDULER_* variables: defaults, overrides, errors naming the variable, no leaked password,
+and the SCHEDULER_* names that are no setting."""
 
 from __future__ import annotations
 
@@ -8,7 +9,7 @@ from datetime import timedelta
 import pytest
 
 from scheduler.errors import SchedulerError, SettingsError
-from scheduler.settings import load_settings, redact_url
+from scheduler.settings import Settings, load_settings, redact_url, unknown_variables
 
 PASSWORD = "hunter2-s3cret"
 URL = f"redis://admin:{PASSWORD}@redis.internal:6380/0"
@@ -52,6 +53,10 @@ def test_defaults():
         pytest.param("SCHEDULER_HTTP_PORT", "0", "http_port", 0, id="http-port-off"),
         pytest.param("SCHEDULER_ELIGIBLE", "false", "eligible", False, id="not-eligible"),
         pytest.param("SCHEDULER_ECS_TASK_PROTECTION", "true", "ecs_task_protection", True, id="ecs-task-protection"),
+        pytest.param("SCHEDULER_LOG_LEVEL", "debug", "log_level", "DEBUG", id="log-level-lower-case"),
+        pytest.param("SCHEDULER_LOG_LEVEL", " Success ", "log_level", "SUCCESS", id="log-level-padded-mixed-case"),
+        pytest.param("SCHEDULER_HTTP_HOST", " ::1 ", "http_host", "::1", id="http-host-padded-ipv6"),
+        pytest.param("SCHEDULER_HISTORY_KEEP", "3650d", "history_keep", timedelta(days=3650), id="history-keep-longest"),
     ],
 )
 def test_environment_overrides(monkeypatch, variable, value, field, expected):
@@ -82,6 +87,17 @@ def test_redis_url_is_a_secret(monkeypatch):
         pytest.param("SCHEDULER_HTTP_PORT", "65536", "less than or equal to 65535", id="http-port-too-high"),
         pytest.param("SCHEDULER_HTTP_PORT", "-1", "greater than or equal to 0", id="http-port-negative"),
         pytest.param("SCHEDULER_ELIGIBLE", "sometimes", "valid boolean", id="eligible-not-a-boolean"),
+        pytest.param("SCHEDULER_LOG_LEVEL", "verbose", "must be one of TRACE, DEBUG, INFO, SUCCESS, WARNING, ERROR, "
+                     "CRITICAL", id="log-level-unknown-to-loguru"),
+        pytest.param("SCHEDULER_LOG_LEVEL", "10", "must be one of", id="log-level-a-number"),
+        pytest.param("SCHEDULER_HTTP_HOST", "a b", "a host name or an IP address", id="http-host-with-a-space"),
+        pytest.param("SCHEDULER_HTTP_HOST", "a%20b", "a host name or an IP address", id="http-host-percent-encoded"),
+        pytest.param("SCHEDULER_REDIS_URL", "redis://[::1", "is not a URL", id="redis-url-unclosed-bracket"),
+        pytest.param("SCHEDULER_RETRY_INTERVAL", "99999999d", "must be at most 3650d", id="retry-interval-too-long"),
+        pytest.param("SCHEDULER_HISTORY_KEEP", "3651d", "must be at most 3650d", id="history-keep-too-long"),
+        pytest.param("SCHEDULER_STALL_TIMEOUT", "99999999999d", "is too long", id="stall-timeout-beyond-timedelta"),
+        pytest.param("SCHEDULER_HISTORY_LINES", "1" + "0" * 22, "less than or equal to 1000000000",
+                     id="history-lines-too-many"),
     ],
 )
 def test_a_bad_value_names_its_variable(monkeypatch, variable, value, reason):
@@ -123,6 +139,14 @@ def test_the_redis_password_never_appears_in_a_settings_error(monkeypatch, varia
     assert variable in str(raised.value)
     assert PASSWORD not in str(raised.value)
     assert PASSWORD not in repr(raised.value)
+
+
+def test_an_unreadable_redis_url_is_refused_without_its_password(monkeypatch):
+    monkeypatch.setenv("SCHEDULER_REDIS_URL", f"redis://admin:{PASSWORD}@[redis.internal:6380/0")
+    with pytest.raises(SettingsError) as raised:
+        load_settings()
+    assert str(raised.value).startswith("SCHEDULER_REDIS_URL: is not a URL")
+    assert PASSWORD not in str(raised.value)
 
 
 # -- values refused only by accident (or not at all) ------------------------------------------------
@@ -235,3 +259,64 @@ def test_a_ca_file_without_a_rediss_url_is_refused_as_tls_would_not_be_used(monk
     assert str(failure.value) == ("SCHEDULER_REDIS_CA_FILE is set, but SCHEDULER_REDIS_URL is not a rediss:// URL: "
                                   "the connection would not use TLS at all")
     assert PASSWORD not in str(failure.value)
+
+
+# -- unknown_variables ----------------------------------------------------------------------------
+
+
+def test_a_misspelt_setting_is_unknown_with_the_setting_it_meant():
+    assert unknown_variables({"SCHEDULER_REDISURL": URL, "PATH": "/usr/bin"}) == [
+        ("SCHEDULER_REDISURL", "SCHEDULER_REDIS_URL")
+    ]
+
+
+@pytest.mark.parametrize(
+    ("name", "meant"),
+    [
+        pytest.param("SCHEDULER_LEASE_TLL", "SCHEDULER_LEASE_TTL", id="letters-swapped"),
+        pytest.param("SCHEDULER_HTTPPORT", "SCHEDULER_HTTP_PORT", id="underscore-missing"),
+        pytest.param("SCHEDULER_ELIGABLE", "SCHEDULER_ELIGIBLE", id="letter-wrong"),
+        pytest.param("SCHEDULER_redis_urll", "SCHEDULER_REDIS_URL", id="lower-case-and-a-letter-too-many"),
+        pytest.param("SCHEDULER_TOKEN", None, id="nothing-close"),
+        pytest.param("SCHEDULER_", None, id="the-prefix-alone"),
+    ],
+)
+def test_each_unknown_name_gets_the_closest_setting_or_none(name, meant):
+    assert unknown_variables({name: "x"}) == [(name, meant)]
+
+
+def test_every_unknown_name_is_listed_in_order():
+    environ = {"SCHEDULER_RETRYINTERVAL": "1s", "SCHEDULER_LEASE_TTL": "5s", "SCHEDULER_KEYPREFIX": "{x}",
+               "SCHEDULER_NOTHING_LIKE_IT": "1"}
+    assert unknown_variables(environ) == [
+        ("SCHEDULER_KEYPREFIX", "SCHEDULER_KEY_PREFIX"),
+        ("SCHEDULER_NOTHING_LIKE_IT", None),
+        ("SCHEDULER_RETRYINTERVAL", "SCHEDULER_RETRY_INTERVAL"),
+    ]
+
+
+def test_every_setting_is_known_so_the_list_cannot_fall_behind_the_model():
+    environ = {f"SCHEDULER_{field.upper()}": "x" for field in Settings.model_fields}
+    assert "SCHEDULER_HISTORY_LINES" in environ
+    assert unknown_variables(environ) == []
+
+
+def test_a_queues_redis_url_env_names_are_allowed_exactly_as_spelt():
+    environ = {"SCHEDULER_SIDEKIQ_URL": URL, "SCHEDULER_Sidekiq_Url": URL, "SCHEDULER_SIDEKIQ_URI": URL}
+    assert unknown_variables(environ, ["SCHEDULER_SIDEKIQ_URL", "SIDEKIQ_REDIS_URL"]) == [
+        ("SCHEDULER_SIDEKIQ_URI", "SCHEDULER_SIDEKIQ_URL"),
+        ("SCHEDULER_Sidekiq_Url", "SCHEDULER_SIDEKIQ_URL"),
+    ]
+
+
+def test_the_prefix_is_matched_as_spelt_and_a_setting_in_any_case_is_the_setting(monkeypatch):
+    environ = {"scheduler_redisurl": "x", "Scheduler_LEASETTL": "x", "SCHEDULER_Log_Level": "debug"}
+    assert unknown_variables(environ) == []
+    monkeypatch.setenv("SCHEDULER_Log_Level", "debug")
+    assert load_settings().log_level == "DEBUG", "pydantic-settings reads it: refusing it would be wrong"
+
+
+def test_no_value_is_in_the_answer():
+    found = unknown_variables({"SCHEDULER_REDISURL": URL, "SCHEDULER_PASSWORD": PASSWORD})
+    assert [name for name, _ in found] == ["SCHEDULER_PASSWORD", "SCHEDULER_REDISURL"]
+    assert PASSWORD not in repr(found)
