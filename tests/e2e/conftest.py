@@ -1,14 +1,11 @@
 from __future__ import annotations
 
 import os
-import sys
 from pathlib import Path
 
 import pytest
 
-sys.path.insert(0, str(Path(__file__).parent))
-
-from replicas import Cluster, scheduler_user_rules  # noqa: E402
+from replicas import Cluster, scheduler_user_rules
 
 # TESTS_REDIS_ACL_USER=1 runs every replica these fixtures start as a Redis user holding only what
 # `scheduler acl` grants (tenant sets under tenants:*, the table's queue keys), and fails a test whose

@@ -7,7 +7,6 @@ import os
 import signal
 import subprocess
 import sys
-import textwrap
 import urllib.error
 import urllib.request
 from collections import Counter
@@ -35,11 +34,6 @@ def scheduler_user_rules(config: Path, prefix: str = PREFIX) -> list[str]:
     """The ACL rules `scheduler acl --tenant-keys 'tenants:*' --queue-keys --config <config>` prints."""
     return render(prefix, ("tenants:*",), queue_keys(load_table(config), prefix)).rules()
 
-
-def write_table(directory: Path, text: str) -> Path:
-    path = directory / "schedules.toml"
-    path.write_text(textwrap.dedent(text))
-    return path
 
 
 @dataclass

@@ -19,6 +19,7 @@ from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
 import pytest
+from helpers import write_table
 
 SCHEDULER = Path(sys.executable).parent / "scheduler"
 REPO = Path(__file__).resolve().parents[2]
@@ -64,11 +65,6 @@ def sample(tmp_path: Path) -> Path:
     shutil.copy(REPO / "tenants" / "big.txt", tmp_path / "tenants" / "big.txt")
     return tmp_path / "schedules.toml"
 
-
-def write_table(tmp_path: Path, text: str, name: str = "schedules.toml") -> Path:
-    path = tmp_path / name
-    path.write_text(text)
-    return path
 
 
 def assert_clean_error(result: subprocess.CompletedProcess, code: int, *words: str) -> None:
@@ -186,7 +182,6 @@ def planned(fanout, start: datetime, end: datetime, outage: tuple[datetime, date
 
 def test_dry_run_agrees_with_the_planner_on_overlapping_jitter_zones_and_an_outage(tmp_path):
     """Many schedules whose jittered firings interleave, in several zones, as the planner plans them."""
-    sys.path.insert(0, str(REPO))
     from scheduler.cli._common import resolve_tenants
     from scheduler.clock.instants import format_instant
     from scheduler.plan.preview import fanouts

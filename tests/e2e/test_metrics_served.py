@@ -7,18 +7,15 @@ from __future__ import annotations
 import os
 import signal
 import subprocess
-import sys
 import time
-from pathlib import Path
 
 import pytest
-from replicas import SCHEDULER, Cluster, Replica, write_table
+from helpers import write_table
+from replicas import SCHEDULER, Cluster, Replica
 
 from redis_server import free_port, wait_for
 
-sys.path.insert(0, str(Path(__file__).parent.parent))
-
-from ecs_agent import EcsAgent  # noqa: E402
+from ecs_agent import EcsAgent
 
 pytestmark = pytest.mark.e2e
 

@@ -11,7 +11,8 @@ from collections import Counter
 from datetime import UTC, datetime, timedelta
 
 import pytest
-from replicas import PREFIX, SCHEDULER, Cluster, write_table
+from helpers import redis_now, write_table
+from replicas import PREFIX, SCHEDULER, Cluster
 
 from redis_server import wait_for
 
@@ -64,10 +65,6 @@ def latest_tick(cluster: Cluster, schedule: str = "beat") -> str | None:
     return ticks[-1] if ticks else None
 
 
-def redis_now(cluster: Cluster) -> datetime:
-    seconds, micros = cluster.client.time()
-    return datetime.fromtimestamp(seconds, UTC) + timedelta(microseconds=micros)
-
 
 @pytest.fixture
 def cluster(tmp_path, make_cluster):
@@ -115,7 +112,7 @@ def test_a_paused_schedule_is_recorded_paused_then_resumes_without_a_flood(clust
     assert as_json(cluster, "status")["schedules"][0]["paused"] is True
 
     run(cluster, "resume", "beat")
-    resumed_at = redis_now(cluster)
+    resumed_at = redis_now(cluster.client)
     wait_for(lambda: latest_tick(cluster) != before, timeout=10, message="beat to fire again")
     fired_after = [t for t in ticks_of(cluster, "beat") if t > before]
     first = datetime.fromisoformat(fired_after[0])
@@ -179,8 +176,8 @@ def test_backfill_fires_a_skipped_window_once_even_when_run_twice(cluster):
     for replica in cluster.replicas.values():
         replica.stop()
     stopped_after = latest_tick(cluster)
-    outage_start = redis_now(cluster)
-    wait_for(lambda: redis_now(cluster) > outage_start + timedelta(seconds=4), timeout=10, message="an outage")
+    outage_start = redis_now(cluster.client)
+    wait_for(lambda: redis_now(cluster.client) > outage_start + timedelta(seconds=4), timeout=10, message="an outage")
     cluster.start("r1")
     cluster.leader()
     wait_for(lambda: any(line["outcome"] == "skipped" for line in as_json(cluster, "history", "beat")),
@@ -211,7 +208,7 @@ def test_backfill_of_ticks_already_fired_sends_nothing_and_leaves_later_ticks_al
     fired = ticks_of(cluster, "beat")
     start, end = fired[0], fired[-1]
     before = Counter(m["firing_id"] for m in cluster.stream())
-    future = (redis_now(cluster) + timedelta(hours=1)).strftime("%Y-%m-%dT%H:%M:%SZ")
+    future = (redis_now(cluster.client) + timedelta(hours=1)).strftime("%Y-%m-%dT%H:%M:%SZ")
     result = as_json(cluster, "backfill", "beat", "--from", start, "--until", future)
     assert result["fired"] == "0" and int(result["deduplicated"]) >= 3 * len(set(fired))
     assert int(result["left"]) > 3000, "the hour ahead is the schedule's own"
@@ -222,7 +219,7 @@ def test_backfill_of_ticks_already_fired_sends_nothing_and_leaves_later_ticks_al
 
 
 def test_backfill_beyond_what_the_scheduler_remembers_is_refused(cluster):
-    old = (redis_now(cluster) - timedelta(days=3)).strftime("%Y-%m-%dT%H:%M:%SZ")
+    old = (redis_now(cluster.client) - timedelta(days=3)).strftime("%Y-%m-%dT%H:%M:%SZ")
     done = run(cluster, "backfill", "hourly", "--from", old, "--until", old, check=False)
     assert done.returncode == 1 and "too far back" in done.stderr and "catchup_window + 24 h" in done.stderr
 

@@ -14,7 +14,8 @@ from collections import Counter
 import pytest
 import redis
 from faults.proxy import Proxy
-from replicas import PREFIX, Cluster, write_table
+from helpers import write_table
+from replicas import PREFIX, Cluster
 from failover import owed, relay_leftovers, run_through_failover, wait_for_ticks
 
 from redis_server import RedisServer, wait_for

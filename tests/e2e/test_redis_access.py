@@ -19,7 +19,8 @@ from collections import Counter
 from pathlib import Path
 
 import pytest
-from replicas import PREFIX, SCHEDULER, Cluster, write_table
+from helpers import queue_entries, write_table
+from replicas import PREFIX, SCHEDULER, Cluster
 from replicas import scheduler_user_rules as rules
 
 from redis_server import RedisServer, wait_for
@@ -34,13 +35,7 @@ TABLE = f"""
 active = {{ redis_set = "tenants:active" }}
 few = {FEW!r}
 
-[queues.reports]
-type = "sidekiq"
-
-[queues.billing]
-type = "celery"
-queue = "billing-tasks"
-
+{queue_entries("reports", "billing")}
 [queues.remote]
 type = "sidekiq"
 redis_url_env = "SIDEKIQ_REDIS_URL"
@@ -210,9 +205,7 @@ def test_a_certificate_the_replica_cannot_trust_is_one_clear_line_and_it_never_l
 
 
 SIDEKIQ_ONLY = f"""
-[queues.reports]
-type = "sidekiq"
-
+{queue_entries("reports")}
 [[schedule]]
 name = "report"
 every = "1s"

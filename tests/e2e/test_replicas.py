@@ -11,7 +11,8 @@ from collections import Counter
 from datetime import UTC, datetime
 
 import pytest
-from replicas import PREFIX, SCHEDULER, Cluster, scheduler_user_rules, write_table
+from helpers import write_table
+from replicas import PREFIX, SCHEDULER, Cluster, scheduler_user_rules
 
 from redis_server import RedisServer, free_port, wait_for
 

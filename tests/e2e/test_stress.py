@@ -19,7 +19,8 @@ from pathlib import Path
 import pytest
 import redis
 from faults.proxy import OOM, Proxy
-from replicas import PREFIX, Cluster, Replica, write_table
+from helpers import write_table
+from replicas import PREFIX, Cluster, Replica
 
 from clocks import SKEWABLE_REDIS, faketime_available, faketime_env
 from redis_server import RedisServer, wait_for

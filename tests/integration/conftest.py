@@ -1,17 +1,13 @@
 from __future__ import annotations
 
-import sys
 from collections.abc import Iterator
-from pathlib import Path
 
 import pytest
 from loguru import logger
 
-sys.path.insert(0, str(Path(__file__).parent))
+from support import make_store
 
-from support import make_store  # noqa: E402
-
-from scheduler.store.state import Store  # noqa: E402
+from scheduler.store.state import Store
 
 
 @pytest.fixture

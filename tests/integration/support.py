@@ -2,11 +2,11 @@
 
 from __future__ import annotations
 
-import textwrap
-from datetime import UTC, datetime, timedelta
+from datetime import datetime, timedelta
 from pathlib import Path
 
 import redis
+from helpers import write_table
 
 from scheduler.clock.firing import Firing
 from scheduler.keys import Keys, Token
@@ -64,11 +64,6 @@ def take_lease(store: Store, replica: str, ttl: timedelta = timedelta(seconds=30
     return token
 
 
-def redis_now(client: redis.Redis) -> datetime:
-    """Redis's own clock (the scripts decide 'due' by it), as an aware UTC datetime."""
-    seconds, micros = client.time()
-    return datetime.fromtimestamp(seconds + micros / 1_000_000, UTC)
-
 
 def floor_minute(instant: datetime) -> datetime:
     return instant.replace(second=0, microsecond=0)
@@ -90,11 +85,6 @@ def read_stream_fields(client: redis.Redis, queue: str, prefix: str = PREFIX) ->
     """The field names of each message, in the order XADD wrote them (redis-py keeps reply order)."""
     return [[name.decode() for name in fields] for _, fields in client.xrange(stream_name(queue, prefix))]
 
-
-def write_table(directory: Path, text: str) -> Path:
-    path = directory / "schedules.toml"
-    path.write_text(textwrap.dedent(text))
-    return path
 
 
 def track_of(directory: Path, text: str, name: str) -> TrackState:

@@ -10,7 +10,8 @@ import textwrap
 from datetime import timedelta
 
 import pytest
-from support import accept, floor_minute, plan_at, redis_now, stream_name, take_lease, track_of
+from helpers import redis_now
+from support import accept, floor_minute, plan_at, stream_name, take_lease, track_of
 
 from redis_server import wait_for
 from scheduler.clock.instants import format_tick

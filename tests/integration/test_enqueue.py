@@ -9,6 +9,7 @@ from datetime import UTC, datetime, timedelta
 
 import pytest
 from redis.crc import key_slot
+from helpers import redis_now
 from support import (
     PREFIX,
     accept,
@@ -18,7 +19,6 @@ from support import (
     plan_at,
     read_stream,
     read_stream_fields,
-    redis_now,
     route,
     stream_name,
     take_lease,

@@ -11,6 +11,7 @@ from dataclasses import replace
 from datetime import datetime, timedelta
 
 import pytest
+from helpers import queue_entries, redis_now, write_table
 from support import (
     PREFIX,
     WATERMARK_TTL,
@@ -18,10 +19,8 @@ from support import (
     floor_minute,
     plan_at,
     read_stream,
-    redis_now,
     route,
     take_lease,
-    write_table,
 )
 
 from redis_server import RedisServer, wait_for
@@ -38,23 +37,14 @@ TABLE = """
 [queues.default]
 type = "redis-stream"
 
-[queues.reports]
-type = "sidekiq"
-
+""" + queue_entries("reports") + """
 [queues.rails]
 type = "sidekiq"
 queue = "mailers"
 active_job = true
 retry = 5
 
-[queues.billing]
-type = "celery"
-queue = "billing-tasks"
-
-[queues.exports]
-type = "sqs"
-url = "https://sqs.ap-northeast-1.amazonaws.com/123456789012/exports.fifo"
-
+""" + queue_entries("billing", "exports") + """
 [[schedule]]
 name = "s"
 every = "1m"

@@ -11,7 +11,8 @@ from datetime import timedelta
 
 import pytest
 import redis
-from support import WATERMARK_TTL, accept, floor_minute, make_store, read_stream, redis_now, route, take_lease, track_of
+from helpers import redis_now
+from support import WATERMARK_TTL, accept, floor_minute, make_store, read_stream, route, take_lease, track_of
 
 from redis_server import free_port, wait_for
 from scheduler.plan.planner import Fanout, TickPlan

@@ -8,7 +8,8 @@ import threading
 from datetime import timedelta
 
 import pytest
-from support import accept, floor_minute, plan_at, redis_now, take_lease, write_table
+from helpers import redis_now, write_table
+from support import accept, floor_minute, plan_at, take_lease
 
 import scheduler.replica.relay as relay_module
 from scheduler.errors import RedisUnavailable

@@ -6,7 +6,8 @@ from __future__ import annotations
 from collections import Counter
 from datetime import timedelta
 
-from support import WATERMARK_TTL, floor_minute, redis_now, route, stream_name, take_lease, track_of
+from helpers import redis_now
+from support import WATERMARK_TTL, floor_minute, route, stream_name, take_lease, track_of
 
 from scheduler.clock.instants import format_tick
 from scheduler.plan.passes import TrackPlanner

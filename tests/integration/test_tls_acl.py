@@ -13,7 +13,8 @@ from datetime import timedelta
 
 import pytest
 import redis
-from support import PREFIX, WATERMARK_TTL, accept, floor_minute, plan_at, redis_now, route, take_lease, write_table
+from helpers import queue_entries, redis_now, write_table
+from support import PREFIX, WATERMARK_TTL, accept, floor_minute, plan_at, route, take_lease
 
 from redis_server import RedisServer, wait_for
 from scheduler.acl import Acl, commands, queue_keys, render
@@ -30,17 +31,11 @@ from scheduler.tenants import scan_redis_set
 from tls_certs import CertificateAuthority
 
 USER, PASSWORD = "scheduler", "Acl-pw-Hq83-never-print-me"
-TABLE = """
+TABLE = f"""
 [tenants]
-active = { redis_set = "tenants:active" }
+active = {{ redis_set = "tenants:active" }}
 
-[queues.reports]
-type = "sidekiq"
-
-[queues.billing]
-type = "celery"
-queue = "billing-tasks"
-
+{queue_entries("reports", "billing")}
 [queues.elsewhere]
 type = "sidekiq"
 redis_url = "redis://127.0.0.1:1/0"

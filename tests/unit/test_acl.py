@@ -9,24 +9,13 @@ import shlex
 from pathlib import Path
 
 import pytest
+from helpers import queue_entries
 
 from scheduler.acl import PASSWORD_PLACEHOLDER, Acl, commands, glob_escape, queue_keys, render
 from scheduler.cli.main import build_parser, main
 from scheduler.table import load_table
 
-TABLE = """
-[queues.reports]
-type = "sidekiq"
-
-[queues.rails]
-type = "sidekiq"
-queue = "mailers"
-active_job = true
-
-[queues.billing]
-type = "celery"
-queue = "billing-tasks"
-
+TABLE = queue_entries("reports", "rails", "billing") + """
 [queues.elsewhere]
 type = "sidekiq"
 redis_url_env = "SIDEKIQ_REDIS_URL"
@@ -35,10 +24,7 @@ redis_url_env = "SIDEKIQ_REDIS_URL"
 type = "redis-stream"
 stream = "jobs:{app}"
 
-[queues.exports]
-type = "sqs"
-url = "https://sqs.ap-northeast-1.amazonaws.com/123456789012/exports.fifo"
-"""
+""" + queue_entries("exports")
 QUEUES = ["reports", "rails", "billing", "elsewhere", "jobs", "exports", "default", "reports"]
 
 

@@ -4,18 +4,14 @@ agent's answers, and when the replica asks (protect, renew, unprotect, retry aft
 from __future__ import annotations
 
 import socket
-import sys
 import time
-from pathlib import Path
 
 import pytest
 from loguru import logger
 
-sys.path.insert(0, str(Path(__file__).parent.parent))
+from ecs_agent import PATH, TASK_ARN, EcsAgent
 
-from ecs_agent import PATH, TASK_ARN, EcsAgent  # noqa: E402
-
-from scheduler.replica.protection import ProtectionRefused, TaskProtection, put_protection  # noqa: E402
+from scheduler.replica.protection import ProtectionRefused, TaskProtection, put_protection
 
 
 @pytest.fixture

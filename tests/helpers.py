@@ -1,0 +1,35 @@
+"""What tests of every layer share: writing a table, reading Redis's clock, the usual [queues] entries."""
+
+from __future__ import annotations
+
+import textwrap
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+
+import redis
+
+# The [queues] entries several tests declare, by name: each test joins the ones it needs.
+QUEUE_ENTRIES = {
+    "reports": '[queues.reports]\ntype = "sidekiq"\n',
+    "rails": '[queues.rails]\ntype = "sidekiq"\nqueue = "mailers"\nactive_job = true\n',
+    "billing": '[queues.billing]\ntype = "celery"\nqueue = "billing-tasks"\n',
+    "exports": '[queues.exports]\ntype = "sqs"\nurl = "https://sqs.ap-northeast-1.amazonaws.com/123456789012/exports.fifo"\n',
+}
+
+
+def queue_entries(*names: str) -> str:
+    """The TOML of the named entries of QUEUE_ENTRIES, in that order, a blank line between them."""
+    return "\n".join(QUEUE_ENTRIES[name] for name in names)
+
+
+def write_table(directory: Path, text: str, name: str = "schedules.toml") -> Path:
+    """``text`` (dedented) as ``directory/name``."""
+    path = directory / name
+    path.write_text(textwrap.dedent(text))
+    return path
+
+
+def redis_now(client: redis.Redis) -> datetime:
+    """Redis's own clock (TIME: the scripts decide 'due' by it), as an aware UTC datetime."""
+    seconds, micros = client.time()
+    return datetime.fromtimestamp(seconds, UTC) + timedelta(microseconds=micros)
