@@ -27,7 +27,7 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parent.parent
 sys.path[:0] = [str(ROOT / "tests"), str(ROOT / "tests" / "e2e")]
 
-from helpers import write_table
+from helpers import write_table  # noqa: E402
 from redis_server import RedisServer, wait_for  # noqa: E402
 from replicas import PREFIX, Cluster  # noqa: E402
 

@@ -8,7 +8,7 @@ import os
 import signal
 import subprocess
 from collections import Counter
-from datetime import UTC, datetime, timedelta
+from datetime import datetime, timedelta
 
 import pytest
 from helpers import redis_now, write_table
