@@ -6,9 +6,11 @@
         if leading and something is due by Redis's clock: one pass
         else wait until the next due instant, a wake-up, or a second, whichever is first
 
-A pass reads Redis's clock (TIME), plans every due track from its watermark, sends the firings of
-every track due at that instant together (store/delivery.py), finishes the ticks that were fully
-accepted, and delivers pending firings whose enqueue_at has come.
+A pass reads Redis's clock (TIME), plans every due track from its watermark (plan/passes.py, a
+tenant batch at a time), hands each batch's firings to the delivery (store/delivery.py), which sends
+the firings of every track due at that instant together and finishes the ticks that were fully
+accepted, and delivers pending firings whose enqueue_at has come. Operators' requests are carried
+out between passes (replica/requests.py).
 
 Planning is pure (the watermark and ``now`` in, firings out), so the loop wakes a little before a
 due instant (the *lead*: twice what planning took last time), plans as of that instant, and sends
