@@ -11,7 +11,10 @@ with its module (under scheduler/), what it means, and its exit code where it re
      │                                              --count 0): exit 1, not argparse's 2
      ├── RedisUnavailable        errors             Redis could not be reached (wraps redis-py's connection
      │    │                                         errors): exit 3 (UNAVAILABLE); a running replica retries
-     │    └── RedisPermissionError  errors          Redis refused a command: the user's ACL lacks a
+     │    └── RedisRefused       errors             Redis answered with an error reply (OOM, READONLY,
+     │         │                                    WRONGTYPE, a script's error): exit 3; a running
+     │         │                                    replica reports it for the one schedule it concerns
+     │         └── RedisPermissionError  errors     Redis refused a command: the user's ACL lacks a
      │                                              permission: exit 3; a replica logs it once
      ├── NotLeader               errors             a fenced write was refused: this replica no longer holds
      │                                              the lease (never reaches the CLI: the replica stands by)
@@ -89,16 +92,27 @@ class RedisUnavailable(SchedulerError):
     exit_code = ExitCode.UNAVAILABLE
 
 
-class RedisPermissionError(RedisUnavailable):
+class RedisRefused(RedisUnavailable):
+    """Redis answered, and refused the command with an error reply (OOM, READONLY, BUSY, WRONGTYPE,
+    a script's error): it is reachable, but this did not happen. ``reply`` is Redis's own words
+    (they name the command or key, never a credential)."""
+
+    def __init__(self, doing: str, reply: str, message: str | None = None) -> None:
+        self.doing = doing
+        self.reply = reply
+        super().__init__(message or f"{doing}: {reply}")
+
+
+class RedisPermissionError(RedisRefused):
     """Redis refused a command for lack of permission (NOPERM, or a script's command refused by the
     ACL): the Redis user lacks something ``scheduler acl`` grants. ``refusal`` is Redis's own words
     (they name the command, key or channel, never a credential); it tells one missing permission
     from another, so a replica reports each once."""
 
     def __init__(self, doing: str, refusal: str) -> None:
-        self.doing = doing
         self.refusal = refusal
-        super().__init__(f"Redis refused a command for lack of permission while {doing} ({refusal}): "
+        super().__init__(doing, refusal,
+                         f"Redis refused a command for lack of permission while {doing} ({refusal}): "
                          "the scheduler's Redis user needs the ACL printed by `scheduler acl`")
 
 

@@ -22,7 +22,7 @@ from loguru import logger
 from redis.backoff import NoBackoff
 from redis.retry import Retry
 
-from scheduler.errors import RedisPermissionError, RedisUnavailable, SettingsError
+from scheduler.errors import RedisPermissionError, RedisRefused, RedisUnavailable, SettingsError
 from scheduler.settings import Settings, redact_url
 
 SOCKET_TIMEOUT = 2.0
@@ -139,17 +139,41 @@ def redis_errors(doing: str, where: str | None = None, scripts: Mapping[str, str
         raise RedisUnavailable(f"{doing}: {type(error).__name__}") from None
 
 
-def reply_error(error: redis.ResponseError, doing: str, scripts: Mapping[str, str] = NO_SCRIPTS) -> RedisUnavailable:
+def reply_error(error: redis.ResponseError, doing: str, scripts: Mapping[str, str] = NO_SCRIPTS) -> RedisRefused:
     """An error reply as the scheduler's error: RedisPermissionError when it is a refusal."""
     refused = refusal(error, scripts)
     if refused is not None:
         return RedisPermissionError(doing, refused)
-    return RedisUnavailable(f"{doing}: {error}")
+    return RedisRefused(doing, reply_text(error, scripts))
 
 
 _IN_SCRIPT = re.compile(r"The user executing the script can't (?P<what>.+?)(?: script: (?P<sha>[0-9a-f]{40}), "
                         r"on @user_script:(?P<line>\d+))?\.?$", re.DOTALL)
 _CALL = re.compile(r"redis\.call\(\s*'(\w+)'")
+_AT_SCRIPT_LINE = re.compile(r"\.? script: (?P<sha>[0-9a-f]{40}), on @user_script:(?P<line>\d+)\.?$")
+# redis-py keeps an error reply's code as the exception's class, not in its text: put the code back.
+_CODES = ((redis.exceptions.OutOfMemoryError, "OOM"), (redis.exceptions.ReadOnlyError, "READONLY"),
+          (redis.exceptions.BusyLoadingError, "LOADING"))
+
+
+def reply_text(error: redis.ResponseError, scripts: Mapping[str, str] = NO_SCRIPTS) -> str:
+    """An error reply in Redis's own words, with its code (OOM, READONLY, ...), and the command a
+    script was running named from the script's text instead of its SHA1 and line."""
+    text = str(error).strip()
+    for kind, code in _CODES:
+        if isinstance(error, kind) and not text.startswith(code):
+            text = f"{code} {text}"
+    found = _AT_SCRIPT_LINE.search(text)
+    if found is not None:
+        text = f"{text[:found.start()]} ({_script_command(scripts, found['sha'], int(found['line']))})"
+    return text
+
+
+def _script_command(scripts: Mapping[str, str], sha: str, line: int) -> str:
+    """``the script's XADD (line 3)``, read from the script's text; or the script's SHA1 and line."""
+    lines = scripts.get(sha, "").splitlines()
+    called = _CALL.search(lines[line - 1]) if 0 < line <= len(lines) else None
+    return f"the script's {called[1]} (line {line})" if called else f"a command of script {sha[:12]} (line {line})"
 
 
 def refusal(error: redis.ResponseError, scripts: Mapping[str, str] = NO_SCRIPTS) -> str | None:
@@ -169,11 +193,7 @@ def refusal(error: redis.ResponseError, scripts: Mapping[str, str] = NO_SCRIPTS)
     what = found["what"]
     if found["sha"] is None:
         return f"NOPERM a command inside a script was refused: the user can't {what}"
-    line = int(found["line"])
-    lines = scripts.get(found["sha"], "").splitlines()
-    called = _CALL.search(lines[line - 1]) if 0 < line <= len(lines) else None
-    command = f"the script's {called[1]} (line {line})" if called else f"a command of script {found['sha'][:12]} (line {line})"
-    return f"NOPERM {command} was refused: the user can't {what}"
+    return f"NOPERM {_script_command(scripts, found['sha'], int(found['line']))} was refused: the user can't {what}"
 
 
 def tls_failure(error: BaseException) -> str | None:

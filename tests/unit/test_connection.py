@@ -9,7 +9,7 @@ import pytest
 import redis
 from loguru import logger
 
-from scheduler.errors import RedisPermissionError, RedisUnavailable
+from scheduler.errors import RedisPermissionError, RedisRefused, RedisUnavailable
 from scheduler.settings import Settings
 from scheduler.store.connection import (
     CONNECTION_OPTIONS,
@@ -57,7 +57,8 @@ def test_other_error_replies_are_not_refusals(text):
     error = redis.ResponseError(text)
     assert refusal(error) is None
     translated = reply_error(error, "enqueueing firings")
-    assert type(translated) is RedisUnavailable and str(translated) == f"enqueueing firings: {text}"
+    assert type(translated) is RedisRefused and isinstance(translated, RedisUnavailable)
+    assert str(translated) == f"enqueueing firings: {text}" and translated.reply == text
 
 
 def test_a_refusal_becomes_a_permission_error_that_flows_as_redis_trouble():
