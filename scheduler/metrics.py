@@ -114,10 +114,12 @@ class ScheduleStats:
     skipped: dict[str, int] = field(default_factory=lambda: {CATCHUP: 0})
     lateness: LatenessBuckets = field(default_factory=LatenessBuckets)
     last_ticks: dict[str, float] = field(default_factory=dict)  # track -> its last tick handled, Unix seconds
+    failures: int = 0  # attempts at its work that Redis refused (a broken key, a missing permission)
+    failing: bool = False  # its last attempt was refused
 
     def copy(self) -> ScheduleStats:
         return ScheduleStats(self.delivered, self.deduplicated, self.late, dict(self.skipped), self.lateness.copy(),
-                             dict(self.last_ticks))
+                             dict(self.last_ticks), self.failures, self.failing)
 
 
 @dataclass(frozen=True)
@@ -187,6 +189,19 @@ class Metrics:
         with self._lock:
             skipped = self._stats(schedule).skipped
             skipped[reason] = skipped.get(reason, 0) + firings
+
+    def schedule_failed(self, schedule: str) -> None:
+        """An attempt at one schedule's work was refused; it is retried on its own."""
+        with self._lock:
+            stats = self._stats(schedule)
+            stats.failures += 1
+            stats.failing = True
+
+    def schedule_works(self, schedule: str) -> None:
+        """One schedule's work went through again."""
+        with self._lock:
+            if schedule in self._schedules:
+                self._schedules[schedule].failing = False
 
     def redis_error(self, doing: str) -> None:
         """A Redis call of the lease job, the work loop, the relay or the gauges failed."""
@@ -287,6 +302,13 @@ class _Collector:
         last_tick = GaugeMetricFamily(
             "scheduler_last_tick_timestamp_seconds", "The last tick handled, per schedule and track (zone).",
             labels=["schedule", "track"])
+        failures = CounterMetricFamily(
+            "scheduler_schedule_failures", "Attempts at a schedule's work that Redis refused (a tenant set of the "
+            "wrong type, a missing permission, a refused write); the schedule is retried on its own.",
+            labels=["schedule"])
+        failing = GaugeMetricFamily(
+            "scheduler_schedule_failing", "1 while a schedule's last attempt was refused, else 0 (leader only).",
+            labels=["schedule"])
         for name in names:
             stats = schedules[name]
             delivered.add_metric([name], stats.delivered)
@@ -297,7 +319,9 @@ class _Collector:
             lateness.add_metric([name], stats.lateness.cumulative(), stats.lateness.total_ms / 1000)
             for track, tick in sorted(stats.last_ticks.items()):
                 last_tick.add_metric([name, track], tick)
-        yield from (delivered, deduplicated, skipped, late, lateness, last_tick)
+            failures.add_metric([name], stats.failures)
+            failing.add_metric([name], int(stats.failing))
+        yield from (delivered, deduplicated, skipped, late, lateness, last_tick, failures, failing)
 
         leading, epoch = self.metrics.lease_state()
         yield GaugeMetricFamily("scheduler_is_leader", "1 while this replica holds the lease, else 0.", leading)

@@ -20,6 +20,9 @@ class TrackState:
     track: Track
     tenant_ids: list[str] | None  # None: a Redis set, read when the tick is handled
     due: datetime | None = None  # when to handle it next; None: at once
+    trouble: str | None = None  # why its last attempt failed (Redis's words), until it works again
+    denied: bool = False  # ... for lack of permission
+    failures: int = 0  # attempts failed in a row
 
     @property
     def key(self) -> str:

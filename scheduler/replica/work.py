@@ -34,7 +34,7 @@ from loguru import logger
 
 from scheduler.backoff import backoff
 from scheduler.clock.instants import NEVER, format_instant, format_tick
-from scheduler.errors import NotLeader, RedisPermissionError, RedisUnavailable, TableError
+from scheduler.errors import NotLeader, RedisPermissionError, RedisRefused, RedisUnavailable, TableError
 from scheduler.keys import Token
 from scheduler.lease import Lease
 from scheduler.metrics import PAUSED, Metrics
@@ -108,6 +108,8 @@ class Worker:
         self._reload_forced = False
         self._term: Token | None = None  # the lease token the loop last worked under
         self._queues: dict[str, datetime | None] = {}  # queue -> when its next pending firing is due
+        self._queue_trouble: dict[str, tuple[int, str]] = {}  # queue -> (failures in a row, why)
+        self._denial: RedisPermissionError | None = None  # the last refusal for lack of permission
         self._failures = 0
         self._lead = MIN_LEAD
         self._next_requests = 0.0
@@ -259,7 +261,11 @@ class Worker:
         planned: list[tuple[TrackState, TrackPlan]] = []
         watermarks, paused = self.store.pass_state([state.key for state in due])
         for state, watermark in zip(due, watermarks):
-            plan = self._plan(state, watermark, now, delivery, paused)
+            try:
+                plan = self._plan(state, watermark, now, delivery, paused)
+            except RedisRefused as error:  # its tenant set cannot be read: only this track waits
+                self._failed(state, now, error)
+                continue
             if plan is None:
                 break  # stopping, or the lease is gone: what was not finished is planned again
             delivery.finish(plan, state.watermark_ttl(now), plan.schedule.catchup_window + DEDUP_MARGIN)
@@ -271,12 +277,46 @@ class Worker:
                 if accepted.pending:
                     self._queues[plan.schedule.queue] = now
                 state.due = state.next_due(max(now, plan.advanced_to))
+                self._works(state)
                 _log(plan, now, accepted)
                 if plan.paused_firings:
                     self.metrics.skipped(plan.schedule.name, PAUSED, plan.paused_firings)
+            elif state.key in outcome.refused:  # a write of this track was refused: it alone retries
+                self._failed(state, now, outcome.refused[state.key])
         self.metrics.pass_finished([plan for _, plan in planned], outcome)
-        if outcome.error is not None:
-            raise outcome.error
+        denied = [state for state in self.tracks.values() if state.denied]
+        if self._denial is not None and denied and len(denied) == len(self.tracks):
+            # None of the leader's work is allowed: a replica whose Redis user may do it should lead.
+            raise self._denial
+
+    def failing(self) -> dict[str, str]:
+        """The tracks whose last attempt failed, with why (for /readyz and status)."""
+        return {state.key: state.trouble for state in list(self.tracks.values()) if state.trouble}
+
+    def _failed(self, state: TrackState, now: datetime, error: RedisUnavailable) -> None:
+        """One track's planning or writing was refused (a tenant set of the wrong type, a command the
+        ACL denies, a write Redis refuses): it is retried on its own backoff, at least every
+        MAX_BACKOFF seconds, while every other track goes on. Logged when the reason changes."""
+        state.failures += 1
+        state.due = now + timedelta(seconds=backoff(state.failures, self.retry, MAX_BACKOFF))
+        schedule = state.track.schedule
+        self.metrics.schedule_failed(schedule.name)
+        reason = _reason(error)
+        if reason != state.trouble:
+            logger.bind(schedule=schedule.name, queue=schedule.queue).error(
+                "schedule {} (queue {}): {}; it is retried on its own, every other schedule goes on", state.key,
+                schedule.queue, reason)
+        state.trouble = reason
+        state.denied = isinstance(error, RedisPermissionError)
+        if isinstance(error, RedisPermissionError):
+            self._denial = error
+
+    def _works(self, state: TrackState) -> None:
+        if state.trouble is not None:
+            logger.bind(schedule=state.track.schedule.name).info(
+                "schedule {}: works again after {} failed attempts", state.key, state.failures)
+            self.metrics.schedule_works(state.track.schedule.name)
+        state.trouble, state.denied, state.failures = None, False, 0
 
     def _plan(self, state: TrackState, watermark: datetime | None, now: datetime, delivery: Delivery,
               paused: dict[str, str]) -> TrackPlan | None:
@@ -307,14 +347,24 @@ class Worker:
             self._beat()
             again = []
             for queue, reply in zip(due, replies):
-                if isinstance(reply, RedisUnavailable):
-                    raise reply
+                if isinstance(reply, RedisUnavailable):  # this queue's target refused: it alone waits
+                    self._queue_failed(queue, now, reply)
+                    continue
+                if self._queue_trouble.pop(queue, None) is not None:
+                    logger.info("queue {}: pending firings are delivered again", queue)
                 moved, upcoming = dispatched(reply)
                 self.metrics.dispatched(reply)
                 self._queues[queue] = upcoming or NEVER
                 if moved >= CHUNK:
                     again.append(queue)
             due = again
+
+    def _queue_failed(self, queue: str, now: datetime, error: RedisUnavailable) -> None:
+        failures, reason = self._queue_trouble.get(queue, (0, ""))
+        if _reason(error) != reason:
+            logger.error("queue {}: {}; its pending firings wait, retried on their own", queue, _reason(error))
+        self._queue_trouble[queue] = (failures + 1, _reason(error))
+        self._queues[queue] = now + timedelta(seconds=backoff(failures + 1, self.retry, MAX_BACKOFF))
 
     # -- reloading ------------------------------------------------------------------------------
 
@@ -346,6 +396,11 @@ class Worker:
                     table.fingerprint, len(table.schedules))
         self._adopt(table)
         self._term = None  # publish the new table and start every track from its watermark
+
+
+def _reason(error: RedisUnavailable) -> str:
+    """What was refused, in a few words: what was being done, and Redis's own."""
+    return f"{error.doing}: {error.reply}" if isinstance(error, RedisRefused) else str(error)
 
 
 def _log(plan: TrackPlan, now: datetime, accepted: Acceptance) -> None:

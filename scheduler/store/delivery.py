@@ -34,6 +34,7 @@ class Outcome:
     accepted: dict[str, Acceptance] = field(default_factory=dict)  # by track
     schedules: dict[str, str] = field(default_factory=dict)  # track -> its schedule's name
     finished: set[str] = field(default_factory=set)  # tracks whose every tick was finished
+    refused: dict[str, RedisUnavailable] = field(default_factory=dict)  # track -> its first refusal
     error: RedisUnavailable | None = None  # the first refusal, when anything was left undone
 
 
@@ -105,9 +106,13 @@ class Delivery:
         for call, reply in zip(calls, self.store.send(self.token, calls, "finishing ticks")):
             if isinstance(reply, RedisUnavailable):
                 self.outcome.finished.discard(call.track)
-                self.outcome.error = self.outcome.error or reply
+                self._refuse(call.track, reply)
         self.progress()
         return self.outcome
+
+    def _refuse(self, track: str, error: RedisUnavailable) -> None:
+        self.outcome.refused.setdefault(track, error)
+        self.outcome.error = self.outcome.error or error
 
     def _ready(self) -> None:
         before_send, self.before_send = self.before_send, lambda: None
@@ -121,7 +126,7 @@ class Delivery:
         for call, reply in zip(calls, self.store.send(self.token, calls)):
             if isinstance(reply, RedisUnavailable):
                 self._refused.add((call.track, call.tick))
-                self.outcome.error = self.outcome.error or reply
+                self._refuse(call.track, reply)
             else:
                 self.outcome.accepted.setdefault(call.track, Acceptance()).add(reply, call)
                 self._by_tick.setdefault((call.track, call.tick), Acceptance()).add(reply)

@@ -23,3 +23,12 @@ def warnings() -> Iterator[list[str]]:
     sink = logger.add(lambda message: messages.append(str(message)), level="WARNING", format="{message}")
     yield messages
     logger.remove(sink)
+
+
+@pytest.fixture
+def errors() -> Iterator[list[str]]:
+    """The text of every loguru ERROR (and above) logged during the test."""
+    messages: list[str] = []
+    sink = logger.add(lambda message: messages.append(str(message).rstrip("\n")), level="ERROR", format="{message}")
+    yield messages
+    logger.remove(sink)

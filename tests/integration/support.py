@@ -86,7 +86,6 @@ def read_stream_fields(client: redis.Redis, queue: str, prefix: str = PREFIX) ->
     return [[name.decode() for name in fields] for _, fields in client.xrange(stream_name(queue, prefix))]
 
 
-
 def track_of(directory: Path, text: str, name: str) -> TrackState:
     """The one TrackState of schedule ``name`` in a table written from ``text``."""
     table = load_table(write_table(directory, text))
