@@ -231,6 +231,9 @@ def status(args: argparse.Namespace) -> ExitCode:
     queues = control.queue_view(sorted({schedule.queue for schedule in table.schedules} | control.store.queues()
                                        | control.store.outbox_queues()))
     pending = {name: count for view in queues for name, count in view["pending_by_schedule"].items()}
+    replicas = control.replicas(now)
+    leader = next((report for report in replicas if report["replica"] == lease.replica), {})
+    failing = leader.get("failing", {})  # what the leader reports of its schedules' trouble
     schedules = []
     for track, watermark in zip(tracks, watermarks):
         name = track.schedule.name
@@ -239,13 +242,13 @@ def status(args: argparse.Namespace) -> ExitCode:
             "schedule": track.key, "last_tick": format_tick(watermark) if watermark else None,
             "next_tick": format_tick(next_tick(track.schedule.cadence, track.zone, max(now, watermark or now))),
             "pending": pending.get(name, 0), "paused": name in paused, "paused_since": paused.get(name),
-            "paused_tenants": held,
+            "paused_tenants": held, "failing": failing.get(track.key),
         })
     data = {
         "now": format_instant(now),
         "leader": {"replica": lease.replica, "epoch": lease.epoch, "lease_expires_in": lease.expires_in},
         "table": {**running, "local": table.fingerprint, "matches_local": running.get("fingerprint") == table.fingerprint},
-        "replicas": control.replicas(now),
+        "replicas": replicas,
         "schedules": schedules,
         "queues": [{key: value for key, value in view.items() if key != "pending_by_schedule"} for view in queues],
     }
@@ -270,10 +273,11 @@ def _status_text(data: dict[str, Any], config: Path) -> str:
     replicas = _rows(["REPLICA", "ROLE", "EPOCH", "TABLE", "SEEN"],
                      [[r["replica"], r.get("role", "?"), str(r.get("epoch") or ""), r.get("table", ""),
                        f"{r['seen_ago']:.1f}s ago"] for r in data["replicas"]])
-    schedules = _rows(["SCHEDULE", "LAST TICK", "NEXT TICK", "PENDING", "PAUSED"],
+    schedules = _rows(["SCHEDULE", "LAST TICK", "NEXT TICK", "PENDING", "PAUSED", "STATE"],
                       [[s["schedule"], s["last_tick"] or "not started", s["next_tick"], str(s["pending"]),
                         ("since " + s["paused_since"]) if s["paused"]
-                        else (f"tenants {', '.join(s['paused_tenants'])}" if s["paused_tenants"] else "no")]
+                        else (f"tenants {', '.join(s['paused_tenants'])}" if s["paused_tenants"] else "no"),
+                        f"failing: {s['failing']}" if s["failing"] else "ok"]
                        for s in data["schedules"]])
     queues = _rows(["QUEUE", "PENDING", "OUTBOX", "OLDEST IN OUTBOX"],
                    [[q["queue"], str(q["pending"]), str(q["outbox"]), q["outbox_oldest"] or "-"] for q in data["queues"]])

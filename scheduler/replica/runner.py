@@ -11,7 +11,8 @@
   outside the scheduler's Redis (SQS; a Sidekiq or Celery Redis of its own).
 * Before taking the lease, a replica checks that Redis will not evict its keys (maxmemory-policy).
 * A Redis user that lacks a permission (NOPERM) is reported once per refusal, naming what Redis
-  refused; a leader whose work is refused gives the lease up and leaves it to the others a while.
+  refused; a leader all of whose work is refused gives the lease up and leaves it to the others a
+  while (one schedule's refusals stay that schedule's: replica/work.py).
   A replica with SCHEDULER_ELIGIBLE=false never takes it: it only watches who leads.
 * Two more timers, each on an executor of its own so neither can delay a renewal: the leader's
   queue gauges (pending firings, outbox backlog; scheduler/metrics.py), and with
@@ -36,7 +37,7 @@ from loguru import logger
 
 from scheduler import __version__
 from scheduler.backoff import backoff
-from scheduler.errors import RedisPermissionError, RedisUnavailable
+from scheduler.errors import RedisPermissionError, RedisRefused, RedisUnavailable
 from scheduler.lease import Change, Lease
 from scheduler.logs import set_context
 from scheduler.metrics import Metrics
@@ -87,6 +88,7 @@ class Replica:
         self._refusals: set[str] = set()  # what Redis refused for lack of permission, each reported once
         self._refusals_lock = threading.Lock()
         self._refused_work: RedisPermissionError | None = None  # set by the work loop, read by the lease job
+        self._writes_refused: RedisRefused | None = None  # Redis answers the lease job but refuses its writes
         self._listener: redis.client.PubSubWorkerThread | None = None
         # Held while the lease job runs. APScheduler's shutdown(wait=True) holds its job-store lock
         # while it waits for running jobs, and the lease job calls into the scheduler (modify_job,
@@ -174,7 +176,13 @@ class Replica:
         silent = time.monotonic() - answered
         if silent > self._ready_within:
             return False, {"status": "unavailable", "reason": f"Redis has not answered for {silent:.1f}s", **body}
+        refused = self._writes_refused
+        if refused is not None:
+            return False, {"status": "unavailable", "reason": f"Redis answers but refuses writes: {refused.reply}", **body}
         state = "leading" if leading else "standing by" if self.settings.eligible else "standing by, not eligible"
+        failing = self.worker.failing() if leading else {}
+        if failing:
+            return True, {"status": "degraded", "state": state, "failing": failing, **body}
         return True, {"status": "ok", "state": state, **body}
 
     @property
@@ -210,9 +218,13 @@ class Replica:
             self._heartbeat()
         except RedisUnavailable as error:
             self.metrics.redis_error("lease")
+            if isinstance(error, RedisRefused) and not isinstance(error, RedisPermissionError):
+                self.redis_answered = time.monotonic()  # it answered: with a refusal (OOM, READONLY)
+                self._writes_refused = error
             self._redis_trouble(error)
             return
         self.redis_answered = time.monotonic()
+        self._writes_refused = None
         if self._failures:
             logger.info("Redis answers again")
             self._failures = 0
@@ -223,6 +235,7 @@ class Replica:
         self.store.heartbeat(self.lease.replica_id, {
             "role": "leader" if leading else "standby", "epoch": self.lease.epoch if leading else None,
             "table": self.worker.table.fingerprint, "version": __version__,
+            **({"failing": self.worker.failing()} if leading else {}),
         }, HEARTBEAT_FORGET)
 
     def _try_to_lead(self) -> None:
@@ -308,6 +321,8 @@ class Replica:
         self._failures += 1
         if isinstance(error, RedisPermissionError):
             self._report_refusal(error)
+        elif self._failures == 1 and isinstance(error, RedisRefused):
+            logger.error("Redis answers but refuses the lease job's writes ({}); retrying with backoff", error)
         elif self._failures == 1:
             logger.error("Redis is unreachable ({}); retrying with backoff", error)
         if self.lease.token and self.lease.expire_if_stale() is Change.LOST:

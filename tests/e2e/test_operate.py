@@ -65,7 +65,6 @@ def latest_tick(cluster: Cluster, schedule: str = "beat") -> str | None:
     return ticks[-1] if ticks else None
 
 
-
 @pytest.fixture
 def cluster(tmp_path, make_cluster):
     cluster = make_cluster(write_table(tmp_path, TABLE))
@@ -97,6 +96,29 @@ def test_status_names_the_leader_the_replicas_and_each_schedule(cluster):
 
     text = run(cluster, "status").stdout
     assert f"leader: {leader} (epoch {epoch}" in text and "SCHEDULE" in text and "beat" in text
+
+
+def test_status_names_a_failing_schedule_and_why_while_the_others_fire(tmp_path, make_cluster):
+    table = (TABLE.replace("[tenants]\n", '[tenants]\nfromset = { redis_set = "tenants:x" }\n')
+             + '\n[[schedule]]\nname = "fromset"\nevery = "1s"\ntenants = "fromset"\njob = "X"\n')
+    cluster = make_cluster(write_table(tmp_path, table))
+    cluster.client.set("tenants:x", "a string, not a set")
+    cluster.start("r1")
+    cluster.leader()
+    wait_for(lambda: len(set(ticks_of(cluster, "beat"))) >= 2, timeout=15, message="beat firing beside it")
+
+    def reported() -> dict | None:
+        status = as_json(cluster, "status")
+        found = next(s for s in status["schedules"] if s["schedule"] == "fromset")
+        return found if found["failing"] else None
+
+    fromset = wait_for(reported, timeout=15, message="status to name the failing schedule")
+    assert fromset["failing"] == ("reading tenant set 'tenants:x': WRONGTYPE Operation against a key holding the "
+                                  "wrong kind of value")
+    beat = next(s for s in as_json(cluster, "status")["schedules"] if s["schedule"] == "beat")
+    assert beat["failing"] is None
+    text = run(cluster, "status").stdout
+    assert "failing: reading tenant set 'tenants:x': WRONGTYPE" in text and "STATE" in text
 
 
 def test_a_paused_schedule_is_recorded_paused_then_resumes_without_a_flood(cluster):
