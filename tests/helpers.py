@@ -1,4 +1,5 @@
-"""What tests of every layer share: writing a table, reading Redis's clock, the usual [queues] entries."""
+"""What tests of every layer share: writing a table, reading Redis's clock, the usual [queues] entries,
+a monotonic clock moved by hand."""
 
 from __future__ import annotations
 
@@ -33,3 +34,16 @@ def redis_now(client: redis.Redis) -> datetime:
     """Redis's own clock (TIME: the scripts decide 'due' by it), as an aware UTC datetime."""
     seconds, micros = client.time()
     return datetime.fromtimestamp(seconds, UTC) + timedelta(microseconds=micros)
+
+
+class FakeClock:
+    """A monotonic clock the test moves by hand (a Lease's ``clock``)."""
+
+    def __init__(self, start: float = 1000.0) -> None:
+        self.now = start
+
+    def monotonic(self) -> float:
+        return self.now
+
+    def advance(self, seconds: float) -> None:
+        self.now += seconds
