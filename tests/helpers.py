@@ -1,9 +1,10 @@
 """What tests of every layer share: writing a table, reading Redis's clock, the usual [queues] entries,
-a monotonic clock moved by hand."""
+a monotonic clock moved by hand, a stand-in for boto3's SQS client."""
 
 from __future__ import annotations
 
 import textwrap
+from collections.abc import Callable
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
@@ -47,3 +48,20 @@ class FakeClock:
 
     def advance(self, seconds: float) -> None:
         self.now += seconds
+
+
+class RecordingSqs:
+    """A stand-in for boto3's SQS client: accepts every entry and records each SendMessageBatch's
+    entries; ``during`` runs inside each call (to pause the sender's leader there, say)."""
+
+    def __init__(self, during: Callable[[], None] = lambda: None) -> None:
+        self.calls: list[list[dict[str, str]]] = []
+        self.during = during
+
+    def send_message_batch(self, QueueUrl: str, Entries: list[dict[str, str]]) -> dict:
+        self.calls.append(Entries)
+        self.during()
+        return {"Successful": [{"Id": entry["Id"]} for entry in Entries], "Failed": []}
+
+    def close(self) -> None:
+        pass
