@@ -1,8 +1,10 @@
-"""What tests of every layer share: writing a table, reading Redis's clock, the usual [queues] entries."""
+"""What tests of every layer share: writing a table, reading Redis's clock, the usual [queues] entries,
+a monotonic clock moved by hand, a stand-in for boto3's SQS client."""
 
 from __future__ import annotations
 
 import textwrap
+from collections.abc import Callable
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
@@ -33,3 +35,33 @@ def redis_now(client: redis.Redis) -> datetime:
     """Redis's own clock (TIME: the scripts decide 'due' by it), as an aware UTC datetime."""
     seconds, micros = client.time()
     return datetime.fromtimestamp(seconds, UTC) + timedelta(microseconds=micros)
+
+
+class FakeClock:
+    """A monotonic clock the test moves by hand (a Lease's ``clock``)."""
+
+    def __init__(self, start: float = 1000.0) -> None:
+        self.now = start
+
+    def monotonic(self) -> float:
+        return self.now
+
+    def advance(self, seconds: float) -> None:
+        self.now += seconds
+
+
+class RecordingSqs:
+    """A stand-in for boto3's SQS client: accepts every entry and records each SendMessageBatch's
+    entries; ``during`` runs inside each call (to pause the sender's leader there, say)."""
+
+    def __init__(self, during: Callable[[], None] = lambda: None) -> None:
+        self.calls: list[list[dict[str, str]]] = []
+        self.during = during
+
+    def send_message_batch(self, QueueUrl: str, Entries: list[dict[str, str]]) -> dict:
+        self.calls.append(Entries)
+        self.during()
+        return {"Successful": [{"Id": entry["Id"]} for entry in Entries], "Failed": []}
+
+    def close(self) -> None:
+        pass

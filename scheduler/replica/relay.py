@@ -6,6 +6,27 @@ while its replica leads, reads each outbox in order, hands a batch to the queue'
 from the outbox only what the target accepted. Dying between the two sends the batch again: the
 targets deduplicate on ids derived from the firing id (docs/queues.md says how far that goes).
 
+The relay is fenced per request, not per batch. No script can fence a send to SQS or to another Redis
+(the lease lives in the scheduler's Redis), so the sender asks the relay's fence, ``lease.held``,
+before each request to the target (every SendMessageBatch of ten; the Redis sender's one script
+call). Once it says no, nothing more of the batch is sent: the rest stays in the outbox for the next
+leader, and the relay logs a step-down, not a target failure. So a leader stopped mid-batch (SIGSTOP,
+a frozen VM) and replaced while it sleeps sends nothing more when it wakes.
+
+``lease.held`` is the lease as this replica's monotonic clock sees it (scheduler/lease.py): yes only
+until TTL less a margin after the last successful renewal was *sent*, while Redis counts that TTL from
+when it ran the renewal, later; a lease this replica gives up, or learns it lost, is dropped locally at
+once. So whenever it says yes, the lease key is still this replica's for at least the margin more, and
+no standby can hold the lease (it takes one only once the key is gone), as long as Redis keeps its
+data and its clock runs at about the rate of ours, which every promise assumes (docs/guarantees.md).
+A round trip before each request (GET lease == token) would say yes at those same moments: it would
+add a round trip per ten firings and see only a lease key lost early (Redis lost data, evicted keys,
+failed over), which no promise covers. Nor would it close the window that remains, since it too is
+read before the request goes out: a pause longer than the margin between the check and the request
+reaching the target (or botocore retrying the request that long). That lets through at most the one
+request in flight (ten firings to SQS, one batch to a Redis target), which the target deduplicates as
+far as it does a batch sent again after a relay died between send and removal (docs/queues.md).
+
 A queue whose target fails backs off on its own; the other outboxes keep moving. The backlog (how
 many firings wait, and since when) is logged when it is older than BACKLOG_WARNING.
 """
@@ -110,9 +131,20 @@ class Relay:
                 # Not written by the enqueue script: stop here, loudly, rather than lose or guess.
                 raise RelayRefused(f"outbox entry {entry} lacks {', '.join(missing)}; "
                                    f"remove it with XDEL {self.store.keys.outbox(queue)} {entry}")
-        accepted = self._sender(queue).send([fields for _, fields in entries])
+        fenced = False
+
+        def may_send() -> bool:  # asked before each request; once it says no, it stays no for this batch
+            nonlocal fenced
+            fenced = fenced or not self.lease.held
+            return not fenced
+
+        accepted = self._sender(queue).send([fields for _, fields in entries], may_send)
         self.store.remove_from_outbox(queue, [entry for (entry, _), ok in zip(entries, accepted) if ok])
         refused = accepted.count(False)
+        if fenced:
+            logger.info("queue {}: the lease may be gone, stepping down: {} of {} firings of this batch stay in "
+                        "the outbox for the next leader", queue, refused, len(entries))
+            return
         if refused:  # _failed reads this outbox from its start again, after the backoff
             raise RelayRefused(f"the target refused {refused} of {len(entries)} firings; they stay in the outbox")
         self._after[queue] = entries[-1][0]

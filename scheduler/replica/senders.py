@@ -9,7 +9,11 @@
   five-minute deduplication window; a standard queue may then hold a firing twice, and its consumers
   deduplicate on ``firing_id``.
 
-A sender returns, per firing, whether the target accepted it; only those leave the outbox.
+A sender returns, per firing, whether the target accepted it; only those leave the outbox. It asks the
+relay's fence (may this replica still send?) before each request to the target: before every
+SendMessageBatch, before the Redis sender's one script call. Once the fence says no it sends nothing
+more, and the rest of the batch is reported as not accepted, so it stays in the outbox for the next
+leader (relay.py says why the fence is the lease's local view).
 """
 
 from __future__ import annotations
@@ -19,7 +23,7 @@ import json
 import os
 import re
 from abc import ABC, abstractmethod
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from datetime import timedelta
 from typing import Any
 from urllib.parse import urlsplit
@@ -33,6 +37,7 @@ from scheduler.table import QueueSpec, QueueType
 from scheduler.targets import STREAM_FIELDS, deliver_lua, local_write
 
 Firing = dict[str, str]  # an outbox entry: STREAM_FIELDS -> text
+Fence = Callable[[], bool]  # whether this replica may still send: asked before each request to the target
 MARKER_TTL = timedelta(hours=1)  # how long a target Redis remembers what the relay delivered
 SQS_BATCH = 10  # SendMessageBatch takes at most ten entries
 _SQS_GROUP_ID = re.compile(r"[\x21-\x7e]{1,128}")  # SQS: 1-128 ASCII letters, digits and punctuation
@@ -49,9 +54,10 @@ def firing_message(firing: Firing) -> dict[str, Any]:
 
 class Sender(ABC):
     @abstractmethod
-    def send(self, firings: Sequence[Firing]) -> list[bool]:
-        """Send ``firings``; per firing, whether the target accepted it. Raises RedisUnavailable or
-        SenderError when nothing can be said (the whole batch stays in the outbox)."""
+    def send(self, firings: Sequence[Firing], fence: Fence) -> list[bool]:
+        """Send ``firings``, asking ``fence`` before each request; per firing, whether the target accepted
+        it (those not sent once the fence said no: not accepted). Raises RedisUnavailable or SenderError
+        when nothing can be said (the whole batch stays in the outbox)."""
 
     def close(self) -> None:
         """Release connections."""
@@ -72,11 +78,13 @@ class RedisSender(Sender):
         self.scripts = Scripts(self.client)
         self.script = self.scripts.add(deliver_lua(), lua("scheduler.targets", "relay.lua"))
 
-    def send(self, firings: Sequence[Firing]) -> list[bool]:
+    def send(self, firings: Sequence[Firing], fence: Fence) -> list[bool]:
         args: list[str | int] = [self.kind, self.options, len(self.keys), int(MARKER_TTL.total_seconds() * 1000)]
         for firing in firings:
             args += [firing[field] for field in STREAM_FIELDS]
         keys = [*self.keys, *(self.markers.relayed(firing["firing_id"]) for firing in firings)]
+        if not fence():
+            return [False] * len(firings)
         with redis_errors(f"sending to the Redis at {self.where}", self.where, self.scripts.texts):
             self.scripts.call(self.script, keys, args)
         return [True] * len(firings)
@@ -99,10 +107,12 @@ class SqsSender(Sender):
         endpoint = spec.endpoint or f"{parts.scheme}://{parts.netloc}"
         self.client = boto3.client("sqs", region_name=spec.region, endpoint_url=endpoint)
 
-    def send(self, firings: Sequence[Firing]) -> list[bool]:
+    def send(self, firings: Sequence[Firing], fence: Fence) -> list[bool]:
         accepted = [False] * len(firings)
         for start in range(0, len(firings), SQS_BATCH):
             entries = [self._entry(start + n, firing) for n, firing in enumerate(firings[start:start + SQS_BATCH])]
+            if not fence():
+                break
             try:
                 reply = self.client.send_message_batch(QueueUrl=self.url, Entries=entries)
             except Exception as error:  # botocore's errors: no connection, throttled, access denied

@@ -7,6 +7,7 @@ from pathlib import Path
 
 import redis
 from helpers import write_table
+from redis_server import wait_for
 
 from scheduler.clock.firing import Firing
 from scheduler.keys import Keys, Token
@@ -62,6 +63,13 @@ def take_lease(store: Store, replica: str, ttl: timedelta = timedelta(seconds=30
     token, holder = store.acquire(replica, ttl)
     assert token is not None, f"{replica} could not take the lease, {holder} holds it"
     return token
+
+
+def expire_lease(store: Store) -> None:
+    """Let Redis expire the lease (as if its holder froze), and wait until it has."""
+    client, key = store.client, store.keys.lease
+    assert client.pexpire(key, 1)
+    wait_for(lambda: not client.exists(key), timeout=5, message="the lease to expire")
 
 
 

@@ -6,33 +6,14 @@ from __future__ import annotations
 from datetime import timedelta
 
 import pytest
-from support import make_store, take_lease
+from helpers import FakeClock
+from support import expire_lease, make_store, take_lease
 
 from redis_server import wait_for
 from scheduler.keys import Token
 from scheduler.lease import Change, Lease
 
 TTL = timedelta(seconds=30)
-
-
-class FakeClock:
-    """A monotonic clock the test moves by hand."""
-
-    def __init__(self, start: float = 1000.0) -> None:
-        self.now = start
-
-    def monotonic(self) -> float:
-        return self.now
-
-    def advance(self, seconds: float) -> None:
-        self.now += seconds
-
-
-def expire_lease(store) -> None:
-    """Let Redis expire the lease (as if its holder froze), and wait until it has."""
-    client, key = store.client, store.keys.lease
-    assert client.pexpire(key, 1)
-    wait_for(lambda: not client.exists(key), timeout=5, message="the lease to expire")
 
 
 def epoch_counter(store) -> int:

@@ -1,6 +1,7 @@
 """Each queue type's format as the fenced scripts write it into a real redis-server: the stream with
 `late`, Sidekiq's job JSON (plain and ActiveJob), Celery's protocol-2 message, the outbox of a target
-elsewhere, and the relay's script that writes into a target's own Redis at most once."""
+elsewhere, and the relay's script that writes into a target's own Redis at most once (and not at all
+once the relay's fence says no)."""
 
 from __future__ import annotations
 
@@ -174,14 +175,30 @@ def test_the_relay_script_writes_into_a_target_redis_at_most_once(store, table, 
     try:
         spec = replace(table.queue("reports"), redis_url=other.url)
         sender = RedisSender(spec, "reports", Keys(PREFIX), load_settings())
-        assert sender.send(firings) == [True, True]
-        assert sender.send(firings) == [True, True], "a batch sent again is accepted ..."
+        assert sender.send(firings, lambda: True) == [True, True]
+        assert sender.send(firings, lambda: True) == [True, True], "a batch sent again is accepted ..."
         client = other.client()
         jobs = listed(client, "queue:reports")
         assert [job["args"][0]["tenant"] for job in jobs] == ["acme", "globex"], "... and written once"
         assert [job["args"][0] for job in jobs] == [firing_message(f) for f in firings]
         assert 0 < client.pttl(Keys(PREFIX).relayed(firings[0]["firing_id"])) <= 3_600_000
         sender.close()
+        client.close()
+    finally:
+        other.cleanup()
+
+
+def test_the_relay_script_is_not_called_once_the_fence_says_no(store, table, tmp_path):
+    fire(store, table, "exports", ["acme", "globex"])
+    firings = [fields for _, fields in store.read_outboxes({"exports": "0-0"}, 10, timedelta(milliseconds=1))["exports"]]
+    other = RedisServer(tmp_path / "sidekiq-redis").start()
+    try:
+        sender = RedisSender(replace(table.queue("reports"), redis_url=other.url), "reports", Keys(PREFIX),
+                             load_settings())
+        assert sender.send(firings, lambda: False) == [False, False]
+        sender.close()
+        client = other.client()
+        assert client.keys() == [], "no job, no marker: the firings stay the next leader's to send"
         client.close()
     finally:
         other.cleanup()
@@ -196,7 +213,7 @@ def test_a_target_redis_that_is_down_refuses_the_batch_and_it_stays_in_the_outbo
                              load_settings())
         other.stop()
         with pytest.raises(RedisUnavailable, match="sending to the Redis at redis://127.0.0.1"):
-            sender.send(firings)
+            sender.send(firings, lambda: True)
         sender.close()
     finally:
         other.cleanup()

@@ -1,24 +1,28 @@
 """The relay's bookkeeping against a real redis-server: what leaves an outbox (only what the target
-accepted), what stays and why, and the backlog warning. The target is a stand-in sender here; the
-real SQS and Redis ones are in tests/e2e/test_queue_workers.py and tests/integration/test_queue_formats.py."""
+accepted), what stays and why, the backlog warning, and a leader whose lease runs out mid-batch. The
+target is a stand-in sender here, or the real SQS sender with a stand-in boto3 client; the real SQS
+and Redis targets are in tests/e2e/test_queue_workers.py and tests/integration/test_queue_formats.py."""
 
 from __future__ import annotations
 
+import json
 import threading
+from collections.abc import Iterator
 from datetime import timedelta
 
 import pytest
-from helpers import redis_now, write_table
-from support import accept, floor_minute, plan_at, take_lease
+from helpers import FakeClock, RecordingSqs, redis_now, write_table
+from loguru import logger
+from support import accept, expire_lease, floor_minute, plan_at, take_lease
 
 import scheduler.replica.relay as relay_module
 from scheduler.errors import RedisUnavailable
-from scheduler.lease import Lease
+from scheduler.lease import Change, Lease
 from scheduler.replica.relay import Relay
 from scheduler.settings import load_settings
 from scheduler.table import load_table
 from scheduler.targets import Routes
-from scheduler.replica.senders import Sender
+from scheduler.replica.senders import Sender, SqsSender
 
 TABLE = """
 [queues.exports]
@@ -32,6 +36,7 @@ tenants = ["a", "b", "c", "d"]
 job = "J"
 queue = "exports"
 """
+LEASE_TTL = timedelta(seconds=60)
 
 
 class Target(Sender):
@@ -41,7 +46,7 @@ class Target(Sender):
         self.accept = lambda firing: True
         self.handed: list[str] = []
 
-    def send(self, firings):
+    def send(self, firings, fence):
         self.handed += [firing["firing_id"] for firing in firings]
         return [self.accept(firing) for firing in firings]
 
@@ -56,17 +61,30 @@ def target(monkeypatch) -> Target:
 @pytest.fixture
 def relay(store, tmp_path, target) -> Relay:
     """A relay whose replica leads, over an outbox holding one tick of four firings."""
+    return leading_relay(store, tmp_path, ["a", "b", "c", "d"], Lease(store, "r1", LEASE_TTL))
+
+
+def leading_relay(store, tmp_path, tenants: list[str], lease: Lease) -> Relay:
+    """A relay whose replica takes ``lease``, over an outbox holding one tick of ``tenants``' firings."""
     table = load_table(write_table(tmp_path, TABLE))
     routes = Routes(store.keys, table)
     schedule = table.schedule("s")
     tick = floor_minute(redis_now(store.client))
-    token = take_lease(store, "r1", timedelta(seconds=60))
-    accept(store, token, schedule, "s", [plan_at(schedule, tick, ["a", "b", "c", "d"], [tick] * 4)], tick, table=table)
-    lease = Lease(store, "r1", timedelta(seconds=60))
+    token = take_lease(store, lease.replica_id, LEASE_TTL)
+    accept(store, token, schedule, "s", [plan_at(schedule, tick, tenants, [tick] * len(tenants))], tick, table=table)
     store.release(token)
     lease.acquire()
     return Relay(store, lease, load_settings(retry_interval="1ms"), threading.Event(), routes=lambda: routes,
                  on_crash=lambda: None)
+
+
+@pytest.fixture
+def logs() -> Iterator[list[str]]:
+    """Every loguru line of INFO and above logged during the test, as "LEVEL message"."""
+    lines: list[str] = []
+    sink = logger.add(lambda line: lines.append(str(line).rstrip("\n")), level="INFO", format="{level} {message}")
+    yield lines
+    logger.remove(sink)
 
 
 def outbox(store) -> list[str]:
@@ -135,3 +153,48 @@ def test_a_redis_outage_backs_off_and_after_redis_answers_the_next_one_starts_af
     relay._turn()
     assert sum("the relay could not deliver" in line for line in warnings) == 2, "a new outage is news again"
     assert relay._failures == {"": 1}, "and it backs off from the start, not from where the last one ended"
+
+
+def test_a_leader_paused_past_its_lease_mid_batch_sends_no_more_and_the_next_leader_sends_the_rest(
+        store, tmp_path, monkeypatch, logs):
+    """A leader stopped (SIGSTOP) between two SendMessageBatch calls of one outbox batch, replaced while
+    it sleeps, then woken: it must not send the rest, which the new leader sends."""
+    pytest.importorskip("boto3")
+    clock = FakeClock()
+    tenants = [f"t{n:02}" for n in range(30)]
+    relay = leading_relay(store, tmp_path, tenants, Lease(store, "r1", LEASE_TTL, clock=clock))
+    successor = Lease(store, "r2", LEASE_TTL)
+
+    def pause_past_the_lease() -> None:  # inside the first SendMessageBatch
+        if successor.token is None:
+            clock.advance(LEASE_TTL.total_seconds())
+            expire_lease(store)
+            assert successor.acquire() is Change.ACQUIRED
+
+    sent = sqs_sender(relay, RecordingSqs(during=pause_past_the_lease), monkeypatch)
+    relay._turn()
+    assert sent_tenants(sent) == [tenants[:10]], "no SendMessageBatch once the lease ran out"
+    assert outbox(store) == tenants[10:], "what was not sent stays in the outbox"
+    assert [line for line in logs if line.startswith(("WARNING", "ERROR"))] == []
+    assert [line for line in logs if "stepping down" in line] == [
+        "INFO queue exports: the lease may be gone, stepping down: 20 of 30 firings of this batch stay in the "
+        "outbox for the next leader"]
+    assert relay._failures == {} and relay._resume_at == {}, "a step-down is no target failure to back off from"
+
+    new_leader = Relay(store, successor, relay.settings, threading.Event(), routes=relay.routes, on_crash=lambda: None)
+    resent = sqs_sender(new_leader, RecordingSqs(), monkeypatch)
+    new_leader._turn()
+    assert sent_tenants(resent) == [tenants[10:20], tenants[20:]] and outbox(store) == []
+
+
+def sqs_sender(relay: Relay, client: RecordingSqs, monkeypatch) -> RecordingSqs:
+    """Make ``relay`` send through a real SqsSender whose boto3 client is ``client``."""
+    sender = SqsSender(relay.routes().spec("exports"))
+    sender.client = client
+    monkeypatch.setattr(relay_module, "sender_for", lambda *args: sender)
+    return client
+
+
+def sent_tenants(client: RecordingSqs) -> list[list[str]]:
+    """The tenants of each SendMessageBatch made to ``client``, in order."""
+    return [[json.loads(entry["MessageBody"])["tenant"] for entry in call] for call in client.calls]

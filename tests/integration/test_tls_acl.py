@@ -218,7 +218,7 @@ def test_every_store_call_as_the_scheduler_user_leaves_the_acl_log_empty(redis_s
         target.add_user(USER, PASSWORD, user_acl(tmp_path / "schedules.toml").rules())
         spec = replace(table.queue("elsewhere"), redis_url=target.url_for(USER, PASSWORD))
         sender = RedisSender(spec, "elsewhere", store.keys, Settings())
-        assert sender.send([fields for _, fields in entries]) == [True, True]
+        assert sender.send([fields for _, fields in entries], lambda: True) == [True, True]
         sender.close()
         assert target.client().llen("queue:elsewhere") == 2
         assert refusals(target) == []

@@ -1,10 +1,12 @@
-"""What the relay's senders put in an SQS message, without a network: the body and the FIFO ids."""
+"""What the relay's senders put in an SQS message, without a network: the body and the FIFO ids, and
+the fence asked before every SendMessageBatch."""
 
 from __future__ import annotations
 
 import hashlib
 
 import pytest
+from helpers import RecordingSqs
 
 from scheduler.table import QueueSpec, QueueType
 from scheduler.replica.senders import SqsSender, firing_message, group_id
@@ -42,3 +44,15 @@ def test_an_sqs_sender_sends_to_the_url_host_unless_given_an_endpoint(endpoint, 
     sender = SqsSender(spec)
     assert sender.client.meta.endpoint_url == expected and sender.fifo
     sender.close()
+
+
+def test_an_sqs_sender_sends_no_further_batch_once_its_fence_says_no():
+    pytest.importorskip("boto3")
+    sender = SqsSender(QueueSpec("q", QueueType.SQS, url="https://sqs.ap-northeast-1.amazonaws.com/1/q",
+                                  region="ap-northeast-1"))
+    sender.client = client = RecordingSqs()
+    firings = [{**FIELDS, "tenant": f"t{n}", "firing_id": f"s/t{n}/2026-11-24T03:00:00Z"} for n in range(30)]
+    # Yes until the first SendMessageBatch is made: as a leader stopped there past its lease finds on waking.
+    accepted = sender.send(firings, fence=lambda: not client.calls)
+    assert [[entry["Id"] for entry in call] for call in client.calls] == [[str(n) for n in range(10)]]
+    assert accepted == [True] * 10 + [False] * 20
