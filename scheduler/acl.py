@@ -49,8 +49,9 @@ COMMANDS: tuple[tuple[str, tuple[str, ...]], ...] = (
     ("sorted sets", ("zadd", "zrem", "zscore", "zcard", "zcount", "zrange", "zrangebyscore", "zremrangebyscore")),
     ("streams", ("xadd", "xrange", "xrevrange", "xread", "xlen", "xdel", "xtrim")),
 )
-#: On a tenant set (its key comes from schedules.toml): read its members, nothing else.
-TENANT_COMMANDS = ("sscan",)
+#: On a tenant set (its key comes from schedules.toml): read it, nothing else. SSCAN as the leader,
+#: validate and dry-run read it; SISMEMBER and SCARD as trigger --tenant and backfill ask about it.
+TENANT_COMMANDS = ("sscan", "sismember", "scard")
 #: On a Sidekiq or Celery key a script writes: the script call and the writes deliver.lua makes.
 QUEUE_COMMANDS = ("evalsha", "lpush", "sadd")
 

@@ -55,7 +55,7 @@ def test_nothing_dangerous_or_unused_is_granted_on_the_scheduler_keys(command):
 
 def test_tenant_keys_get_their_own_read_only_selector_with_sscan_alone():
     rules = render(tenant_keys=["tenants:*", "customers:active"]).rules()
-    assert rules[-1] == "(+sscan %R~tenants:* %R~customers:active)"
+    assert rules[-1] == "(+sscan +sismember +scard %R~tenants:* %R~customers:active)"
 
 
 def test_queue_keys_share_a_selector_with_the_prefix_because_a_script_call_names_both():
@@ -81,7 +81,7 @@ def test_the_setuser_line_resets_the_user_and_leaves_the_password_to_type_in():
     line = render(tenant_keys=["tenants:*"], queue_keys=["queues"]).setuser_line("sched")
     assert line.startswith(f"ACL SETUSER sched reset on >{PASSWORD_PLACEHOLDER} ~{{scheduler}}:* ")
     words = shlex.split(line)
-    assert words[-2:] == ["(+sscan %R~tenants:*)", "(+evalsha +lpush +sadd ~{scheduler}:* ~queues)"]
+    assert words[-2:] == ["(+sscan +sismember +scard %R~tenants:*)", "(+evalsha +lpush +sadd ~{scheduler}:* ~queues)"]
     assert words[2:] == render(tenant_keys=["tenants:*"], queue_keys=["queues"]).setuser("sched")[2:]
 
 
