@@ -44,8 +44,9 @@ class ExitCode(IntEnum):
     OK = 0
     REFUSED = 1  # the table, a setting, an argument's value, or the leader refused the request; health: unhealthy
     USAGE = 2  # argparse's own code for a malformed command line
-    UNAVAILABLE = 3  # Redis could not be reached, or no leader answered: the request stays queued
+    UNAVAILABLE = 3  # Redis could not be reached, or no replica holds the lease: the request stays queued
     CRASHED = 4  # the replica's work loop died of a bug (the log has the traceback)
+    BUSY = 5  # a leader holds the lease but has not answered the request yet: it stays queued
     INTERRUPTED = 130  # Ctrl-C
 
 

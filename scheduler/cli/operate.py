@@ -138,9 +138,15 @@ def _ask(args: argparse.Namespace, control: Control, kind: str, **fields: str) -
     request_id = control.request(kind, schedule=args.name, **fields)
     result = control.result(request_id, args.wait)
     if result is None:
+        leader = control.lease()
+        kept = f"(its result is kept {RESULT_KEPT.days} day; do not ask again: a second request is a second {kind})"
+        if leader.replica is not None:
+            print(f"scheduler {kind}: the leader {leader.replica} (epoch {leader.epoch}) has not answered within "
+                  f"{args.wait:g}s; request {request_id} stays queued and is carried out when it gets to it {kept}",
+                  file=sys.stderr)
+            return ExitCode.BUSY
         print(f"scheduler {kind}: no leader answered within {args.wait:g}s; request {request_id} stays queued "
-              f"and is carried out when a leader takes it (its result is kept {RESULT_KEPT.days} day)",
-              file=sys.stderr)
+              f"and is carried out when a leader takes it {kept}", file=sys.stderr)
         return ExitCode.UNAVAILABLE
     data = {"request": request_id, "requested_at": format_instant(entry_instant(request_id)), **result}
     if result.get("status") != "done":

@@ -28,7 +28,7 @@ from loguru import logger
 
 from scheduler.clock.cadence import ticks_between
 from scheduler.clock.instants import entry_instant, format_instant, instant_of
-from scheduler.errors import RedisUnavailable
+from scheduler.errors import RedisRefused, RedisUnavailable
 from scheduler.keys import Token
 from scheduler.plan.ledger import Decision
 from scheduler.plan.passes import TrackPlan
@@ -75,8 +75,10 @@ class Requests:
 
     def carry_out(self, token: Token, table: Table, tracks: Mapping[str, TrackState], routes: Routes) -> set[str]:
         """Carry out the waiting requests against the running ``table`` (its ``tracks``, its
-        ``routes``); returns the queues left with firings waiting out their jitter. RedisUnavailable
-        and NotLeader propagate: the request stays, and is carried out later."""
+        ``routes``); returns the queues left with firings waiting out their jitter. A request Redis
+        refuses (a tenant set of the wrong type, a command the ACL denies) is answered with that
+        refusal and removed, never retried; what it sent before stays sent. Redis unreachable and
+        NotLeader propagate: the request stays, and is carried out later."""
         pending: set[str] = set()
         for request_id, fields in self.store.requests(REQUESTS_PER_TURN):
             kind, name = fields.get("kind", ""), fields.get("schedule", "")
@@ -95,6 +97,10 @@ class Requests:
             except Refused as refusal:
                 result = {"status": "refused", "error": str(refusal)}
                 logger.warning("request {} ({} {}) refused: {}", request_id, kind, name, refusal)
+            except RedisRefused as error:  # answered and removed: retrying it would only meet the same refusal
+                result = {"status": "refused", "error": f"Redis refused it while {error.doing}: {error.reply}"}
+                logger.warning("request {} ({} {}) refused by Redis while {}: {}", request_id, kind, name, error.doing,
+                               error.reply)
             else:
                 single = {"tenant": tenant, "firing_id": result["firing_id"]} if kind == "trigger" and tenant else {}
                 logger.bind(schedule=name, count=int(result["fired"]), **(single or {"tenant": tenant})).info(

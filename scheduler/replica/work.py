@@ -53,7 +53,8 @@ IDLE_BEAT = 1.0  # the longest the loop waits without going round (and beating)
 MAX_BACKOFF = 5.0  # the longest wait before retrying a pass that Redis refused
 MIN_LEAD, MAX_LEAD = 0.05, 1.0  # how long before a due instant planning may start, in seconds
 REQUESTS_EVERY = 0.5  # how often a leader looks for operators' requests (trigger, backfill), in seconds
-REQUEST_SLACK = 0.1  # ... and only when the next pass is at least this far off, in seconds
+REQUEST_SLACK = 0.1  # ... when the next pass is at least this far off, in seconds
+REQUEST_PATIENCE = 0.5  # ... or, at the latest, this long after that, even with a pass due
 
 
 class _Stopping(Exception):
@@ -154,7 +155,10 @@ class Worker:
                 continue
             if token == self._term:
                 wait = self._seconds_until_due()
-                if wait > REQUEST_SLACK and time.monotonic() >= self._next_requests:
+                since = time.monotonic() - self._next_requests
+                # Between passes when there is room; while firings are due back to back (a jitter
+                # window over many tenants), within REQUESTS_EVERY + REQUEST_PATIENCE all the same.
+                if since >= 0 and (wait > REQUEST_SLACK or since >= REQUEST_PATIENCE):
                     self._next_requests = time.monotonic() + REQUESTS_EVERY
                     self._wait(self._guarded(token, self._handle_requests))
                     continue

@@ -21,7 +21,7 @@ from scheduler.replica.endpoints import EndpointsUnavailable
 
 def test_the_exit_codes_keep_their_numbers():
     assert {code.name: int(code) for code in ExitCode} == {
-        "OK": 0, "REFUSED": 1, "USAGE": 2, "UNAVAILABLE": 3, "CRASHED": 4, "INTERRUPTED": 130,
+        "OK": 0, "REFUSED": 1, "USAGE": 2, "UNAVAILABLE": 3, "CRASHED": 4, "BUSY": 5, "INTERRUPTED": 130,
     }
     assert cli.ExitCode is ExitCode
 
