@@ -31,3 +31,7 @@ def test_backoff_doubles_up_to_its_cap_with_a_random_factor_of_half_to_one(failu
     waits = [backoff(failures, base=1.0, cap=5.0) for _ in range(200)]
     assert all(low <= wait < high for wait in waits)
     assert max(waits) - min(waits) > 0, "replicas that failed together do not come back together"
+
+
+def test_backoff_stays_at_its_cap_however_long_the_trouble_lasts():
+    assert 2.5 <= backoff(5_000, base=1.0, cap=5.0) < 5.0, "an outage of hours must not overflow"
