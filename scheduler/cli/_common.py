@@ -31,5 +31,7 @@ def resolve_tenants(table: Table, settings: Settings | None = None) -> dict[str,
             client.close()
 
 
-def load(args: argparse.Namespace) -> Table:
-    return load_table(args.config)
+def load(args: argparse.Namespace, key_prefix: str | None = None) -> Table:
+    """The table at --config, checked against the key prefix (SCHEDULER_KEY_PREFIX unless given):
+    a queue's stream must not lie among the scheduler's own keys."""
+    return load_table(args.config, key_prefix if key_prefix is not None else load_settings().key_prefix)

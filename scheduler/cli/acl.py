@@ -52,7 +52,7 @@ def command(args: argparse.Namespace) -> ExitCode:
     for name, value in (("--user", args.user), *(("--tenant-keys", pattern) for pattern in args.tenant_keys)):
         if not value or any(char.isspace() for char in value):
             raise UsageError(f"{name} {value!r}: must be non-empty, without spaces")
-    queues = queue_keys(load(args), prefix) if args.queue_keys else []
+    queues = queue_keys(load(args, prefix), prefix) if args.queue_keys else []
     acl = render(prefix, args.tenant_keys, queues, flat=args.flat)
     if args.format in ("both", "setuser"):
         if args.format == "both":

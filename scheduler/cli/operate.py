@@ -18,7 +18,7 @@ import sys
 from pathlib import Path
 from typing import Any
 
-from scheduler.cli._common import add_config_argument
+from scheduler.cli._common import add_config_argument, load
 from scheduler.cli.dryrun import parse_instant
 from scheduler.clock.cadence import next_tick
 from scheduler.clock.instants import entry_instant, format_instant, format_tick, ms_of
@@ -32,7 +32,7 @@ from scheduler.plan.ledger import Line
 from scheduler.keys import Keys
 from scheduler.store.state import Store
 from scheduler.replica.tracks import build_tracks
-from scheduler.table import InlineTenants, Table, load_table
+from scheduler.table import InlineTenants, Table
 
 DEFAULT_WAIT = 10.0
 
@@ -83,7 +83,7 @@ def _control(config: Path) -> Control:
 
 def _table_with(args: argparse.Namespace) -> Table:
     """The local table, refusing a schedule (and tenant) it does not have."""
-    table = load_table(args.config)
+    table = load(args)
     try:
         schedule = table.schedule(args.name)
     except KeyError:
@@ -227,7 +227,7 @@ def _history_row(line: Line, tenant: str | None) -> list[str]:
 
 def status(args: argparse.Namespace) -> ExitCode:
     control = _control(args.config)
-    table = load_table(args.config)
+    table = load(args, control.store.keys.prefix)
     now = control.store.time()
     lease = control.lease()
     running = control.running_table()

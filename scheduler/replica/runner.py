@@ -72,7 +72,7 @@ class Replica:
         self.stopping = threading.Event()
         self.metrics = Metrics()
         self.metrics.watch(self.lease)
-        self.worker = Worker(store, self.lease, config, load_table(config), settings.reload_interval,
+        self.worker = Worker(store, self.lease, config, load_table(config, store.keys.prefix), settings.reload_interval,
                              settings.retry_interval, self.stopping, on_fenced=self._check_lease_now,
                              on_crash=on_crash, on_refused=self._work_refused,
                              metrics=self.metrics)

@@ -387,7 +387,7 @@ class Worker:
             return
         self._digest = digest
         try:
-            table = load_table(self.config)
+            table = load_table(self.config, self.store.keys.prefix)
         except TableError as error:
             logger.error("{} is broken; still running the last good table ({}):\n{}", self.config,
                          self.table.fingerprint, error)

@@ -3,7 +3,9 @@
 from __future__ import annotations
 
 import json
-from collections.abc import Callable
+import math
+import re
+from collections.abc import Callable, Iterator
 from datetime import UTC, datetime, timedelta
 from typing import Any
 from zoneinfo import ZoneInfo
@@ -19,6 +21,7 @@ SCHEDULE_FIELDS = (
     "jitter", "catchup", "catchup_window", "misfire_grace",
 )
 TENANT_ZONE = "tenant"
+_BARE_KEY = re.compile(r"[A-Za-z0-9_-]+")  # a TOML key that needs no quotes
 # A fixed reference instant for the jitter-versus-interval check, so validation never reads a clock.
 _REFERENCE = datetime(2026, 1, 1, tzinfo=UTC)
 
@@ -160,7 +163,25 @@ def _parse_args(value: Any) -> dict[str, Any]:
         json.dumps(value)
     except TypeError:
         raise ValueError("dates and times cannot be passed to workers; write them as strings") from None
+    non_finite = list(_non_finite(value, ""))
+    if non_finite:
+        raise ValueError(f"{', '.join(non_finite)}: JSON has no NaN or Infinity, and workers' JSON parsers "
+                         "(Ruby's, Node's) refuse them; write a finite number or a string")
     return value
+
+
+def _non_finite(value: Any, path: str) -> Iterator[str]:
+    """Each NaN or infinity in ``value``, at any depth, as ``path = value`` in TOML's words
+    (``limits.cap = inf``, ``steps[2] = nan``); json.dumps would write them as NaN and Infinity."""
+    if isinstance(value, float) and not math.isfinite(value):
+        yield f"{path} = {value!r}"
+    elif isinstance(value, dict):
+        for key, item in value.items():
+            name = key if _BARE_KEY.fullmatch(key) else json.dumps(key)
+            yield from _non_finite(item, f"{path}.{name}" if path else name)
+    elif isinstance(value, list):
+        for index, item in enumerate(value):
+            yield from _non_finite(item, f"{path}[{index}]")
 
 
 def _parse_catchup(value: Any) -> CatchUp:

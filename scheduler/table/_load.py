@@ -19,8 +19,13 @@ from scheduler.table._words import Counter, suggest
 TOP_LEVEL = ("defaults", "tenants", "queues", "schedule")
 
 
-def load_table(path: Path | str) -> Table:
-    """Read and validate a schedules.toml; raise TableError listing every problem found."""
+def load_table(path: Path | str, key_prefix: str | None = None) -> Table:
+    """Read and validate a schedules.toml; raise TableError listing every problem found.
+
+    ``key_prefix`` is the settings' SCHEDULER_KEY_PREFIX, which the table alone does not know: given,
+    a queue's ``stream`` among the scheduler's own keys is a problem too. Every command passes it;
+    without it, only the table's own rules apply.
+    """
     path = Path(path)
     label = str(path)
     try:
@@ -34,12 +39,13 @@ def load_table(path: Path | str) -> Table:
         match = re.search(r"at line (\d+)", str(error))
         line = int(match.group(1)) if match else None
         raise TableError([Problem(label, line, "", f"invalid TOML: {error}")]) from None
-    return _Loader(path, text, data).load(document)
+    return _Loader(path, text, data, key_prefix).load(document)
 
 
 class _Loader:
-    def __init__(self, path: Path, text: str, data: bytes) -> None:
+    def __init__(self, path: Path, text: str, data: bytes, key_prefix: str | None) -> None:
         self.path = path
+        self.key_prefix = key_prefix
         self.label = str(path)
         self.locator = Locator(text)
         self.problems: list[Problem] = []
@@ -92,7 +98,7 @@ class _Loader:
             elif not isinstance(options, dict):
                 report(None, f"[queues.{name}] must be a table")
             else:
-                spec = queue_spec(name, options, Counter(report))
+                spec = queue_spec(name, options, Counter(report), self.key_prefix)
                 if spec is not None:
                     queues[name] = spec
         return queues

@@ -7,7 +7,9 @@ from collections.abc import Callable
 from typing import Any
 from urllib.parse import urlsplit
 
+from scheduler.keys import Keys
 from scheduler.table._model import QueueSpec, QueueType
+from scheduler.table._tenants import unsafe_name
 from scheduler.table._words import Counter, string, suggest, toml_type
 
 # Each queue type's options; `type` is common to all. docs/queues.md describes them.
@@ -21,7 +23,11 @@ _ENV_NAME = re.compile(r"[A-Za-z_][A-Za-z0-9_]*")
 _SQS_HOST = re.compile(r"(?:sqs\.([a-z0-9-]+)\.amazonaws\.com(?:\.cn)?|([a-z0-9-]+)\.queue\.amazonaws\.com)")
 
 
-def queue_spec(name: str, options: dict[str, Any], report: Counter) -> QueueSpec | None:
+def queue_spec(
+    name: str, options: dict[str, Any], report: Counter, key_prefix: str | None = None
+) -> QueueSpec | None:
+    """The entry ``[queues.name]``, or None (reported). With ``key_prefix`` (the settings'), a
+    ``stream`` among the scheduler's own keys is refused too (stream_problem)."""
     try:
         kind = QueueType(options.get("type", QueueType.REDIS_STREAM.value))
     except ValueError:
@@ -44,6 +50,10 @@ def queue_spec(name: str, options: dict[str, Any], report: Counter) -> QueueSpec
         except ValueError as error:
             shown = f" {value!r}" if isinstance(value, str | int | float) and key != "redis_url" else ""
             report(key, f"{key}{shown}: {error}")
+    if key_prefix is not None and "stream" in fields:
+        problem = stream_problem(fields["stream"], key_prefix)
+        if problem:
+            report("stream", f"stream {fields['stream']!r}: {problem}")
     if "redis_url" in fields and "redis_url_env" in fields:
         report("redis_url_env", "give redis_url or redis_url_env, not both")
     if kind is QueueType.SQS:
@@ -65,6 +75,25 @@ def queue_spec(name: str, options: dict[str, Any], report: Counter) -> QueueSpec
         region=fields.get("region") or (_sqs_region(fields["url"]) if "url" in fields else None),
         endpoint=fields.get("endpoint"),
     )
+
+
+def stream_problem(stream: str, prefix: str) -> str | None:
+    """Why a redis-stream queue cannot write to ``stream`` when the scheduler's keys start with
+    ``prefix``, or None.
+
+    Every key of the scheduler is ``<prefix>:...`` (scheduler/keys.py): the lease, the watermarks,
+    the ledger's and the outboxes' streams. A queue writing among them mixes its firings with them,
+    and its consumer takes their entries for firings. Allowed there are the queues' own streams,
+    ``<prefix>:queue:<name>`` for any queue name: nothing else lives under ``<prefix>:queue:``, and
+    an entry may keep another name's stream (the one its workers read since before a rename).
+    """
+    queues = Keys(prefix).stream("")
+    if not stream.startswith(f"{prefix}:"):
+        return None
+    if stream.startswith(queues) and unsafe_name(stream.removeprefix(queues)) is None:
+        return None
+    return (f"lies under the scheduler's key prefix {prefix!r} (SCHEDULER_KEY_PREFIX), among its own keys; "
+            f"the only streams allowed there are '{queues}<queue name>'")
 
 
 def keys_starting(value: Any, prefix: str) -> set[str]:

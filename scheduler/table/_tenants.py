@@ -6,6 +6,7 @@ A set is an inline list of ids, ``{ redis_set = "key" }`` (read when each tick i
 
 from __future__ import annotations
 
+import unicodedata
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any
@@ -123,7 +124,8 @@ def unsafe_name(text: str) -> str | None:
     """Why ``text`` cannot be a schedule name, tenant id, set or queue name, or None when it can.
 
     Names end up inside firing ids ("schedule/tenant/tick") and Redis keys ("{prefix}:..."), so the
-    separators of both are refused along with anything invisible.
+    separators of both are refused along with anything invisible: every character str.isprintable
+    refuses (controls, zero-width and bidi format characters, private use), as all_safe does.
     """
     if 0 < len(text) <= MAX_ID_LENGTH and text.isprintable() and not _SEPARATORS.intersection(text):
         return None  # the common case, checked in C: a tick over a million-member set calls this per member
@@ -133,12 +135,14 @@ def unsafe_name(text: str) -> str | None:
         return f"is {len(text)} characters long; the limit is {MAX_ID_LENGTH}"
     if any(ch.isspace() for ch in text):
         return "must not contain whitespace"
-    if any(ord(ch) < 32 or ord(ch) == 127 for ch in text):
-        return "must not contain control characters"
+    hidden = next((ch for ch in text if not ch.isprintable()), None)
+    if hidden is not None:
+        if unicodedata.category(hidden) == "Cc":
+            return "must not contain control characters"
+        name = unicodedata.name(hidden, "")
+        return f"must not contain non-printing characters (U+{ord(hidden):04X}{' ' + name if name else ''})"
     bad = sorted({ch for ch in text if ch in "/{}"})
-    if bad:
-        return f"must not contain {' or '.join(repr(ch) for ch in bad)} (they would break firing ids and Redis keys)"
-    return None
+    return f"must not contain {' or '.join(repr(ch) for ch in bad)} (they would break firing ids and Redis keys)"
 
 
 def all_safe(names: list[str]) -> bool:

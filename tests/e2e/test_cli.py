@@ -121,6 +121,61 @@ every = "1h"
     ]
 
 
+# -- a queue's stream among the scheduler's own keys -----------------------------------------------------
+
+LEDGER_STREAM_TABLE = """\
+[queues.beats]
+type = "redis-stream"
+stream = "{scheduler}:history:beat"
+
+[[schedule]]
+name = "beat"
+every = "1m"
+job = "Beat"
+queue = "beats"
+"""
+
+
+def among_own_keys(config: Path, stream: str, prefix: str) -> str:
+    return (f"{config}:3: queue \"beats\": stream '{stream}': lies under the scheduler's key prefix '{prefix}' "
+            f"(SCHEDULER_KEY_PREFIX), among its own keys; the only streams allowed there are "
+            f"'{prefix}:queue:<queue name>'")
+
+
+@pytest.mark.parametrize("command", [
+    pytest.param(["validate"], id="validate"),
+    pytest.param(["dry-run", "--from", FROM], id="dry-run"),
+    pytest.param(["pause", "beat"], id="pause"),
+    pytest.param(["trigger", "beat"], id="trigger"),
+])
+def test_a_queue_stream_among_the_schedulers_own_keys_is_refused(tmp_path, command):
+    config = write_table(tmp_path, LEDGER_STREAM_TABLE)
+
+    result = scheduler(*command, "--config", str(config))
+
+    assert_clean_error(result, 1)
+    assert result.stderr.splitlines() == [
+        among_own_keys(config, "{scheduler}:history:beat", "{scheduler}"),
+        f"scheduler {command[0]}: 1 problem in {config}",
+    ]
+
+
+def test_run_refuses_a_queue_stream_under_the_key_prefix_of_its_settings(tmp_path, redis_server):
+    config = write_table(tmp_path, LEDGER_STREAM_TABLE.replace("{scheduler}:history:beat", "{acme}:lease"))
+    assert scheduler("validate", "--config", str(config)).returncode == 0, "not under the default prefix"
+
+    result = scheduler("run", "--config", str(config),
+                       env={"SCHEDULER_REDIS_URL": redis_server.url, "SCHEDULER_KEY_PREFIX": "{acme}",
+                            "SCHEDULER_HTTP_PORT": "0"})
+
+    assert_clean_error(result, 1)
+    assert result.stderr.splitlines()[-2:] == [
+        among_own_keys(config, "{acme}:lease", "{acme}"),
+        f"scheduler run: 1 problem in {config}",
+    ]
+    assert redis_server.client().keys("*") == [], "nothing written"
+
+
 # -- dry-run: jsonl -----------------------------------------------------------------------------------
 
 

@@ -7,9 +7,10 @@ import threading
 from datetime import timedelta
 
 import pytest
-from support import make_store
+from support import PREFIX, make_store
 
 from redis_server import RedisServer, wait_for
+from scheduler.errors import TableError
 from scheduler.lease import Lease
 from scheduler.replica.runner import Replica
 from scheduler.settings import Settings
@@ -104,6 +105,38 @@ def test_a_work_loop_that_dies_of_a_bug_reports_it_and_the_replica_gives_the_lea
     assert any("the work loop failed; this replica stops" in line and "RuntimeError: a bug" in line
                for line in warnings)
     wait_for(lambda: store.holder() is None, timeout=10, message="the lease to be given up")
+
+
+LEDGER_STREAM = f'[queues.default]\nstream = "{PREFIX}:history:beat"\n\n'  # the schedule's decision ledger
+AMONG_OWN_KEYS = (f"queue \"default\": stream '{PREFIX}:history:beat': lies under the scheduler's key prefix "
+                  f"'{PREFIX}' (SCHEDULER_KEY_PREFIX), among its own keys; the only streams allowed there are "
+                  f"'{PREFIX}:queue:<queue name>'")
+
+
+def test_a_replica_refuses_to_start_on_a_queue_stream_among_its_own_keys(store, config):
+    config.write_text(LEDGER_STREAM + TABLE)
+    with pytest.raises(TableError) as raised:
+        Replica(Settings(**FAST), config, store, "r1")
+    assert str(raised.value) == f"{config}:2: {AMONG_OWN_KEYS}"
+
+
+def test_a_reload_to_a_queue_stream_among_its_own_keys_keeps_the_last_good_table(store, replicas, config, warnings):
+    replica = replicas()
+    wait_for(lambda: leading(replica) and store.client.xlen(store.keys.stream("default")), message="r1 firing")
+    good = replica.worker.table.fingerprint
+
+    config.write_text(LEDGER_STREAM + TABLE)
+    replica.request_reload()
+
+    [refusal] = wait_for(lambda: [line for line in warnings if "still running the last good table" in line],
+                         message="the refused reload")
+    assert refusal.startswith(f"{config} is broken; still running the last good table ({good}):\n")
+    assert f"{config}:2: {AMONG_OWN_KEYS}" in refusal
+    assert replica.worker.table.fingerprint == good
+    fired = store.client.xlen(store.keys.stream("default"))
+    wait_for(lambda: store.client.xlen(store.keys.stream("default")) > fired, message="the last good table firing on")
+    ledger = store.client.xrange(f"{PREFIX}:history:beat")
+    assert ledger and not [fields for _, fields in ledger if b"firing_id" in fields], "no firing in the ledger"
 
 
 @pytest.mark.parametrize("policy", ["volatile-lru", "allkeys-lru", "volatile-ttl"])

@@ -1,8 +1,10 @@
-"""Tenant sets kept in Redis: SSCAN in batches, unsafe members skipped loudly, and a whole tick over a
-100,000-member set accepted the way the run loop does it (batches, then one finishing batch)."""
+"""Tenant sets kept in Redis: SSCAN in batches, unsafe members skipped with one warning per scan, and
+a whole tick over a 100,000-member set accepted the way the run loop does it (batches, then one
+finishing batch)."""
 
 from __future__ import annotations
 
+import re
 from collections import Counter
 from datetime import timedelta
 
@@ -40,6 +42,11 @@ def ids(count: int) -> list[str]:
     return [f"tenant-{n:06d}" for n in range(count)]
 
 
+def logged(warnings: list[str]) -> list[str]:
+    """The warnings as the lines they are, without the sink's line end."""
+    return [message.removesuffix("\n") for message in warnings]
+
+
 def test_a_100k_member_set_comes_back_whole_each_member_once(redis_client):
     members = ids(100_000)
     fill(redis_client, SET_KEY, members)
@@ -67,32 +74,73 @@ def test_batches_are_never_larger_than_asked(redis_client):
     assert max(sizes) <= 1000, f"largest batch {max(sizes)}"
 
 
-def test_unsafe_members_are_skipped_with_a_warning_naming_set_member_and_reason(redis_client, warnings):
+def test_unsafe_members_are_skipped_in_one_warning_counting_them_with_an_example_per_reason(redis_client, warnings):
     good = ["acme", "globex", "init-ech_2"]
     bad = {
-        "has space": "whitespace",
-        "a/b": "'/'",
-        "{tag}": "'{' or '}'",
+        "has space": "must not contain whitespace",
+        "a/b": "must not contain '/' (they would break firing ids and Redis keys)",
+        "{tag}": "must not contain '{' or '}' (they would break firing ids and Redis keys)",
         "": "must not be empty",
-        "ctl\x01x": "control characters",
-        "x" * 300: "the limit is 256",
+        "ctl\x01x": "must not contain control characters",
+        "zero\u200bwidth": "must not contain non-printing characters (U+200B ZERO WIDTH SPACE)",
+        "x" * 300: "is 300 characters long; the limit is 256",
     }
     redis_client.sadd(SET_KEY, *good, *bad)
 
     found = [tenant for batch in scan_redis_set(redis_client, SET_KEY, batch=2) for tenant in batch]
 
     assert sorted(found) == sorted(good)
-    assert len(warnings) == len(bad), warnings
-    for member, reason in bad.items():
-        [line] = [w for w in warnings if repr(member[:80]) in w]
-        assert SET_KEY in line and "skipping member" in line and reason in line, line
+    [line] = logged(warnings)
+    assert line.startswith(f"redis set {SET_KEY!r}: skipped 7 members that are not tenant ids (e.g. "), line
+    assert line.endswith("; ...)"), line
+    shown = {member: (repr(member[:32]) + "..." if len(member) > 32 else repr(member)) for member in bad}
+    examples = [member for member, reason in bad.items() if f"{shown[member]}: {reason}" in line]
+    assert len(examples) == 3, f"one example for each of three reasons: {line}"
 
 
 def test_a_member_that_is_not_utf8_is_skipped_not_mangled(redis_client, warnings):
     redis_client.sadd(SET_KEY, "acme", b"globex\xff", b"globex\xfe")
     found = [tenant for batch in scan_redis_set(redis_client, SET_KEY) for tenant in batch]
     assert found == ["acme"]
-    assert len(warnings) == 2
+    [line] = logged(warnings)
+    assert line.startswith(f"redis set {SET_KEY!r}: skipped 2 members that are not tenant ids (e.g. b'globex\\x"), line
+    assert line.endswith("': is not UTF-8; ...)"), line
+
+
+def test_many_junk_members_log_one_line_per_scan_and_every_valid_member_comes_through(tmp_path, redis_client,
+                                                                                        warnings):
+    valid = ids(5_000)
+    fill(redis_client, SET_KEY, valid + [f"bad id {n}" for n in range(100_000)])
+    state = track_of(tmp_path, TABLE, "rollup")
+
+    for tick in (1, 2):  # the leader reads the set once per tick, batch by batch
+        found = [tenant for batch in state.batches(TenantSets(redis_client)) for tenant in batch]
+        assert sorted(found) == valid
+        assert len(warnings) == tick, warnings[-3:]
+    assert sorted(tenant.id for tenant in resolve(state.track.schedule.tenants, redis_client)) == valid
+    assert len(warnings) == 3, "validate and dry-run read the set through resolve: one line too"
+
+    first = logged(warnings)[0]
+    assert logged(warnings) == [first] * 3
+    assert re.fullmatch(rf"redis set {SET_KEY!r}: skipped 100,000 members that are not tenant ids "
+                        r"\(e\.g\. 'bad id \d+': must not contain whitespace; \.\.\.\)", first), first
+
+
+def test_the_summary_shows_skipped_members_truncated_and_escaped(redis_client, warnings):
+    forged = "x\n2026-01-01T00:00:00.000Z ERROR forged log line"
+    colour = "\x1b[31mred"
+    binary = b"\xff" * 10_000
+    redis_client.sadd(SET_KEY, "acme", forged, colour, binary)
+
+    assert [tenant for batch in scan_redis_set(redis_client, SET_KEY) for tenant in batch] == ["acme"]
+
+    [line] = logged(warnings)
+    assert "\n" not in line and "\x1b" not in line and len(line) < 400, line
+    assert line.startswith(f"redis set {SET_KEY!r}: skipped 3 members that are not tenant ids (e.g. "), line
+    assert "'x\\n2026-01-01T00:00:00.000Z ERROR'...: must not contain whitespace" in line
+    assert "'\\x1b[31mred': must not contain control characters" in line
+    assert f"{binary[:32]!r}...: is not UTF-8" in line
+    assert line.endswith(")") and not line.endswith("; ...)"), "every member skipped is shown"
 
 
 def test_a_missing_set_yields_no_batch_and_resolves_to_no_tenants(tmp_path, redis_client):

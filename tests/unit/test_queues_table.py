@@ -126,3 +126,17 @@ def test_activejob_marker_keys_in_args_are_refused_for_an_active_job_queue(tmp_p
     [problem] = problems_of(path)
     assert (problem.line, problem.where) == (10, 'schedule "s"')
     assert "key '_aj_globalid' is reserved by ActiveJob" in problem.message
+
+
+def test_a_stream_among_the_schedulers_keys_is_refused_where_the_key_prefix_is_known(tmp_path):
+    path = write(tmp_path, '[queues.beats]\ntype = "redis-stream"\nstream = "{scheduler}:history:beat"\n\n'
+                           '[queues.kept]\nstream = "{scheduler}:queue:reports"\n')
+    assert load_table(path).queues["beats"].name == "{scheduler}:history:beat", "the table alone cannot tell"
+    with pytest.raises(TableError) as raised:
+        load_table(path, "{scheduler}")
+    assert str(raised.value) == (
+        f"{path}:3: queue \"beats\": stream '{{scheduler}}:history:beat': lies under the scheduler's key prefix "
+        "'{scheduler}' (SCHEDULER_KEY_PREFIX), among its own keys; the only streams allowed there are "
+        "'{scheduler}:queue:<queue name>'"
+    )
+    assert load_table(path, "{other}").queues["beats"].name == "{scheduler}:history:beat"

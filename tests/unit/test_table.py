@@ -17,6 +17,8 @@ SAMPLE = Path(__file__).resolve().parents[2] / "schedules.toml"
 UTC_ZONE = ZoneInfo("UTC")
 NOT_A_DURATION = 'is not a duration; write it like "90s", "5m", "1h30m" or "2d"'
 BREAKS_IDS = "(they would break firing ids and Redis keys)"
+NOT_JSON = ("JSON has no NaN or Infinity, and workers' JSON parsers (Ruby's, Node's) refuse them; "
+            "write a finite number or a string")
 
 
 def write(directory: Path, text: str, name: str = "schedules.toml") -> Path:
@@ -658,6 +660,41 @@ REFUSALS = [
         """,
         5, SCHEDULE_A, "args: dates and times cannot be passed to workers; write them as strings",
         id="args-with-a-date",
+    ),
+    pytest.param(
+        """
+        [[schedule]]
+        name = "a"
+        every = "5m"
+        job = "J"
+        args = { ratio = nan, cap = inf, fine = 0.5 }
+        """,
+        5, SCHEDULE_A, f"args: ratio = nan, cap = inf: {NOT_JSON}",
+        id="args-with-nan-and-inf",
+    ),
+    pytest.param(
+        """
+        [[schedule]]
+        name = "a"
+        every = "5m"
+        job = "J"
+        args = { limits = { floor = -inf }, steps = [1.0, nan], items = [{ w = +inf }], "odd key" = -nan }
+        """,
+        5, SCHEDULE_A, f'args: limits.floor = -inf, steps[1] = nan, items[0].w = inf, "odd key" = nan: {NOT_JSON}',
+        id="args-with-non-finite-floats-nested-in-tables-and-arrays",
+    ),
+    pytest.param(
+        """
+        [defaults]
+        args = { ratio = nan }
+
+        [[schedule]]
+        name = "a"
+        every = "5m"
+        job = "J"
+        """,
+        2, "defaults", f"args: ratio = nan: {NOT_JSON}",
+        id="args-with-nan-in-defaults",
     ),
     pytest.param(
         """

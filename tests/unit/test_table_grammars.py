@@ -23,7 +23,7 @@ from scheduler.table import (
     unsafe_name,
 )
 from scheduler.table._fields import build_schedule, parse_fields
-from scheduler.table._queues import keys_starting, queue_spec
+from scheduler.table._queues import keys_starting, queue_spec, stream_problem
 from scheduler.table._tenants import _tenant_list, parse_tenants_field, tenant_source
 from scheduler.table._words import Counter
 
@@ -182,6 +182,45 @@ def test_queue_spec_refuses(options: dict[str, Any], expected: Problems):
     assert queue_spec("q", options, report) is None
     assert problems == expected
     assert report.count == len(expected)
+
+
+AMONG_OWN_KEYS = ("lies under the scheduler's key prefix '{scheduler}' (SCHEDULER_KEY_PREFIX), among its own keys; "
+                  "the only streams allowed there are '{scheduler}:queue:<queue name>'")
+
+
+@pytest.mark.parametrize(
+    ("stream", "prefix", "problem"),
+    [
+        pytest.param("{scheduler}:history:beat", "{scheduler}", AMONG_OWN_KEYS, id="a-decision-ledger"),
+        pytest.param("{scheduler}:outbox:exports", "{scheduler}", AMONG_OWN_KEYS, id="an-outbox"),
+        pytest.param("{scheduler}:requests", "{scheduler}", AMONG_OWN_KEYS, id="the-operators-requests"),
+        pytest.param("{scheduler}:lease", "{scheduler}", AMONG_OWN_KEYS, id="the-lease"),
+        pytest.param("{scheduler}:queues", "{scheduler}", AMONG_OWN_KEYS, id="the-set-of-queues-is-no-queue-stream"),
+        pytest.param("{scheduler}:jobs", "{scheduler}", AMONG_OWN_KEYS, id="a-name-of-its-own-under-the-prefix"),
+        pytest.param("{scheduler}:queue:", "{scheduler}", AMONG_OWN_KEYS, id="no-queue-name"),
+        pytest.param("{scheduler}:queue:a/b", "{scheduler}", AMONG_OWN_KEYS, id="no-queue-could-have-that-name"),
+        pytest.param("{scheduler}:queue:reports", "{scheduler}", None, id="a-queue-stream-the-scheduler-names"),
+        pytest.param("{scheduler}:queue:eu:reports", "{scheduler}", None, id="a-queue-name-with-a-colon"),
+        pytest.param("jobs:{scheduler}", "{scheduler}", None, id="the-hash-tag-outside-the-prefix"),
+        pytest.param("{scheduler}", "{scheduler}", None, id="the-prefix-itself-is-no-key-of-the-scheduler"),
+        pytest.param("{scheduler}-jobs", "{scheduler}", None, id="a-longer-word-is-not-under-the-prefix"),
+        pytest.param("{scheduler}:history:beat", "app:{sched}", None, id="another-prefix-leaves-it-alone"),
+        pytest.param(
+            "app:{sched}:watermark:beat", "app:{sched}",
+            "lies under the scheduler's key prefix 'app:{sched}' (SCHEDULER_KEY_PREFIX), among its own keys; "
+            "the only streams allowed there are 'app:{sched}:queue:<queue name>'",
+            id="a-prefix-of-the-settings-own",
+        ),
+        pytest.param("app:{sched}:queue:default", "app:{sched}", None, id="a-queue-stream-under-that-prefix"),
+    ],
+)
+def test_a_stream_among_the_schedulers_own_keys_is_refused(stream: str, prefix: str, problem: str | None):
+    assert stream_problem(stream, prefix) == problem
+    report, problems = recorder()
+    spec = queue_spec("q", {"stream": stream}, report, prefix)
+    assert problems == ([("stream", f"stream {stream!r}: {problem}")] if problem else [])
+    assert spec == (None if problem else QueueSpec("q", name=stream))
+    assert queue_spec("q", {"stream": stream}, recorder()[0]) == QueueSpec("q", name=stream), "without a prefix"
 
 
 def test_keys_starting_looks_at_every_depth_of_keys_only():
@@ -349,6 +388,18 @@ def test_tenants_field_refuses(value: Any, sets: dict[str, Any], message: str):
         pytest.param("a\x00b", "must not contain control characters", id="nul"),
         pytest.param("a\x1bb", "must not contain control characters", id="escape"),
         pytest.param("a\x7fb", "must not contain control characters", id="delete"),
+        pytest.param("a\x80b", "must not contain control characters", id="c1-control"),
+        pytest.param("a\x9fb", "must not contain control characters", id="last-c1-control"),
+        pytest.param("a\u200bb", "must not contain non-printing characters (U+200B ZERO WIDTH SPACE)",
+                     id="zero-width-space"),
+        pytest.param("a\u202eb", "must not contain non-printing characters (U+202E RIGHT-TO-LEFT OVERRIDE)",
+                     id="bidi-override"),
+        pytest.param("\ufeffacme", "must not contain non-printing characters (U+FEFF ZERO WIDTH NO-BREAK SPACE)",
+                     id="byte-order-mark"),
+        pytest.param("a\xadb", "must not contain non-printing characters (U+00AD SOFT HYPHEN)", id="soft-hyphen"),
+        pytest.param("a\ue000b", "must not contain non-printing characters (U+E000)", id="private-use"),
+        pytest.param("a\u200b\x80", "must not contain non-printing characters (U+200B ZERO WIDTH SPACE)",
+                     id="the-first-one-is-named"),
         pytest.param("a/b", f"must not contain '/' {BREAKS_IDS}", id="slash"),
         pytest.param("{a}", f"must not contain '{{' or '}}' {BREAKS_IDS}", id="braces"),
         pytest.param("{a/b}", f"must not contain '/' or '{{' or '}}' {BREAKS_IDS}", id="every-separator"),
