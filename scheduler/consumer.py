@@ -24,7 +24,8 @@ up to ``backoff_cap``, times a random factor in [0.5, 1)), logged once when it s
 Redis answers again, never raised; ``stop`` is seen during the wait. A handler that returned while
 Redis was away has its message acknowledged once Redis answers. Any other error reply (a missing
 permission, a key that is not a stream) is raised: waiting does not mend it. ``poll`` is one round,
-and raises what it meets.
+and raises what it meets. A consumer group that is gone (Redis came back without its data) is
+created again, reading the stream from its start.
 """
 
 from __future__ import annotations
@@ -126,15 +127,24 @@ class Consumer:
         return len(entries)
 
     def _next(self) -> list[Entry]:
-        """Claim what a dead consumer left, else read new messages (waiting up to ``block``)."""
-        self._create_group()
-        _, claimed, _ = self.client.xautoclaim(self.stream, self.group, self.name,
-                                                min_idle_time=_ms(self.claim_after), count=self.batch)
-        entries = [entry for entry in claimed if entry[1]]  # a deleted message is claimed empty
-        if not entries:
-            for _, read in self.client.xreadgroup(self.group, self.name, {self.stream: ">"}, count=self.batch,
-                                                  block=_ms(self.block)) or []:
-                entries += read
+        """Claim what a dead consumer left, else read new messages (waiting up to ``block``). A group
+        gone with Redis's data is created again at the next round."""
+        try:
+            self._create_group()
+            _, claimed, _ = self.client.xautoclaim(self.stream, self.group, self.name,
+                                                    min_idle_time=_ms(self.claim_after), count=self.batch)
+            entries = [entry for entry in claimed if entry[1]]  # a deleted message is claimed empty
+            if not entries:
+                for _, read in self.client.xreadgroup(self.group, self.name, {self.stream: ">"}, count=self.batch,
+                                                      block=_ms(self.block)) or []:
+                    entries += read
+        except redis.ResponseError as error:
+            if not str(error).startswith("NOGROUP"):
+                raise
+            logger.warning("stream {}: consumer group {} is gone (Redis lost its data?); creating it again, "
+                           "to read from the stream's start", self.stream, self.group)
+            self._ready = False
+            return []
         return [(entry_id, {key.decode(): value.decode() for key, value in fields.items()})
                 for entry_id, fields in entries]
 

@@ -1,6 +1,6 @@
 """The redis-stream consumer helper against a real redis-server, on messages the scheduler wrote:
 each firing handled once, a failed handler retried, a consumer killed mid-message replaced; ``run``
-waiting out Redis stopped, frozen or read-only."""
+waiting out Redis stopped, frozen or read-only; going on after Redis restarted empty."""
 
 from __future__ import annotations
 
@@ -257,3 +257,20 @@ def test_a_stop_during_the_backoff_ends_run_at_once(store, redis_server, logs):
     wait_for(lambda: running.alive() and any(TROUBLE.match(line) for line in logs), timeout=15,
              message="the trouble line")
     running.finish(timeout=2)  # the backoff is 30..60s
+
+
+def test_after_redis_restarts_empty_the_same_consumer_creates_its_group_again_and_reads_on(
+        store, firings, redis_server, warnings):
+    worker = consumer(store)
+    handled: list[str] = []
+    drain(worker, lambda firing: handled.append(firing.firing_id))
+    assert handled == firings
+    redis_server.restart_empty()
+    later = "s/initech/2031-01-01T00:00:00Z"
+    add_firing(store.client, later)
+    wait_for(lambda: worker.poll(lambda firing: handled.append(firing.firing_id)) and later in handled,
+             message="the firing written after the empty restart")
+    assert handled == [*firings, later]
+    assert warnings == ["stream it{sched-42}x:queue:default: consumer group workers is gone (Redis lost its data?); "
+                        "creating it again, to read from the stream's start\n"]
+    assert store.client.xpending(stream_name("default"), "workers")["pending"] == 0
