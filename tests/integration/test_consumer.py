@@ -1,6 +1,7 @@
 """The redis-stream consumer helper against a real redis-server, on messages the scheduler wrote:
 each firing handled once, a failed handler retried, a consumer killed mid-message replaced; ``run``
-waiting out Redis stopped, frozen or read-only; going on after Redis restarted empty."""
+waiting out Redis stopped, frozen or read-only; going on after Redis restarted empty; how long a
+handled firing's mark lives and what it costs."""
 
 from __future__ import annotations
 
@@ -274,3 +275,25 @@ def test_after_redis_restarts_empty_the_same_consumer_creates_its_group_again_an
     assert warnings == ["stream it{sched-42}x:queue:default: consumer group workers is gone (Redis lost its data?); "
                         "creating it again, to read from the stream's start\n"]
     assert store.client.xpending(stream_name("default"), "workers")["pending"] == 0
+
+
+def test_a_handled_firing_is_remembered_for_claim_after_times_batch(store, firings):
+    drain(consumer(store, claim_after=timedelta(seconds=60), batch=10), lambda firing: None)
+    assert 600_000 - 10_000 < store.client.pttl(consumer(store).done_key(firings[0])) <= 600_000
+
+
+DOCUMENTED = {  # docs/queues.md's firing, on the default stream and the group its snippet uses
+    "firing_id": "nightly-report/acme/2026-11-24T03:00:00Z", "schedule": "nightly-report", "tenant": "acme",
+    "tick": "2026-11-24T03:00:00Z", "enqueue_at": "2026-11-24T03:04:12.345Z", "job": "NightlyReportJob",
+    "args": '{"kind":"daily"}', "queue": "reports", "epoch": "7", "late": "false",
+}
+
+
+def test_a_handled_firings_mark_costs_at_most_the_136_bytes_docs_queues_md_gives(redis_client):
+    stream = "{scheduler}:queue:default"
+    redis_client.xadd(stream, DOCUMENTED)
+    worker = Consumer(redis_client, stream, "workers", "c1", block=timedelta(milliseconds=50))
+    assert worker.poll(lambda firing: None) == 1
+    mark = worker.done_key(DOCUMENTED["firing_id"])
+    assert redis_client.memory_usage(mark, samples=0) <= 136
+    assert redis_client.pttl(mark) > 0
