@@ -6,7 +6,8 @@ and prints each firing as one JSON line on stdout. docker-compose.yml runs it be
     WORKER_GROUP       the consumer group (default example-workers)
 
 Your own worker replaces ``handle`` with the job: make it idempotent on ``firing.firing_id``
-(docs/queues.md). SIGTERM or SIGINT stops it after the message in hand; it exits 0.
+(docs/queues.md). Redis going away (a restart, a failover) is waited out: one line on stderr when it
+starts, one when Redis answers again. SIGTERM or SIGINT stops it after the message in hand; it exits 0.
 """
 
 from __future__ import annotations
@@ -41,7 +42,8 @@ def main() -> int:
     stop = threading.Event()
     for number in (signal.SIGTERM, signal.SIGINT):
         signal.signal(number, lambda _number, _frame: stop.set())
-    client = redis.Redis.from_url(url)
+    # A timeout, so that a Redis which stops answering without closing the connection is waited out too.
+    client = redis.Redis.from_url(url, socket_timeout=5, socket_connect_timeout=5)
     print(json.dumps({"reading": stream, "group": group}), flush=True)  # never the URL: it may hold a password
     try:
         Consumer(client, stream=stream, group=group).run(handle, stop)

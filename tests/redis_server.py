@@ -166,6 +166,21 @@ class RedisServer:
         self.stop()
         self.start()
 
+    def restart_empty(self) -> None:
+        """Restart with every key gone, as a Redis without persistence comes back from a crash."""
+        self.stop()
+        for entry in self.directory.iterdir():
+            if entry.is_dir():
+                shutil.rmtree(entry)
+            elif entry.name != "redis.log":
+                entry.unlink()
+        self.start()
+        client = self.client()
+        try:
+            assert client.dbsize() == 0, "the restarted redis-server still holds keys"
+        finally:
+            client.close()
+
     def cleanup(self) -> None:
         if self.process is not None:
             self.resume()

@@ -1,5 +1,6 @@
 """deploy/example_worker.py against a real redis-server: it handles a firing written with the
-stream's exact fields, and the firings a real `scheduler run` enqueues; SIGTERM stops it with 0."""
+stream's exact fields, and the firings a real `scheduler run` enqueues; it waits out a restart of
+Redis; SIGTERM stops it with 0."""
 
 from __future__ import annotations
 
@@ -63,6 +64,34 @@ def test_it_handles_a_firing_with_the_streams_exact_fields_once_and_removes_it(r
         assert stop(worker) == 0
     assert len(handled(output)) == 1
     assert redis_server.url not in output.read_text()
+
+
+def test_it_waits_out_a_redis_restart_logging_it_once_and_handles_what_comes_after(redis_server, redis_client,
+                                                                                   tmp_path):
+    fields = {
+        "firing_id": "nightly-report/acme/2026-11-24T03:00:00Z", "schedule": "nightly-report", "tenant": "acme",
+        "tick": "2026-11-24T03:00:00Z", "enqueue_at": "2026-11-24T03:00:00Z", "job": "NightlyReportJob",
+        "args": "{}", "queue": "default", "epoch": "7", "late": "false",
+    }
+    redis_client.xadd(STREAM, fields)
+    output = tmp_path / "worker.out"
+    worker = start_worker(redis_server.url, output)
+    try:
+        wait_for(lambda: handled(output), message="the worker to print the first firing")
+        redis_server.stop()
+        wait_for(lambda: "Redis is unavailable (" in output.read_text(), message="the worker to log the trouble")
+        assert worker.poll() is None, "the worker is still running"
+        redis_server.start()
+        later = "nightly-report/acme/2026-11-25T03:00:00Z"
+        redis_client.xadd(STREAM, {**fields, "firing_id": later, "tick": "2026-11-25T03:00:00Z"})
+        wait_for(lambda: len(handled(output)) == 2, timeout=20, message="the worker to print the firing added after")
+    finally:
+        assert stop(worker) == 0
+    assert handled(output)[1]["handled"] == later
+    text = output.read_text()
+    assert text.count("Redis is unavailable (") == 1
+    assert text.count("Redis answers again after ") == 1
+    assert "Traceback" not in text
 
 
 @pytest.mark.e2e
