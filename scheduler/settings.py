@@ -11,7 +11,7 @@ from collections.abc import Iterable, Mapping
 from datetime import timedelta
 from pathlib import Path
 from typing import Any
-from urllib.parse import urlsplit, urlunsplit
+from urllib.parse import urlsplit
 
 from pydantic import Field, SecretStr, ValidationError, field_validator, model_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
@@ -213,13 +213,3 @@ def ecs_task_id() -> str | None:
         if arn:
             return arn.rsplit("/", 1)[-1]
     return None
-
-
-def redact_url(url: str) -> str:
-    """The URL with any password replaced, fit for logs and error messages."""
-    parts = urlsplit(url)
-    if parts.password is None:
-        return url
-    user = parts.username or ""
-    host = parts.netloc.rpartition("@")[2]  # as written: keeps IPv6 brackets, case and port
-    return urlunsplit(parts._replace(netloc=f"{user}:***@{host}"))

@@ -26,11 +26,12 @@ from urllib.parse import urlsplit
 
 from scheduler.errors import SchedulerError, SettingsError
 from scheduler.keys import Keys
-from scheduler.settings import Settings, redact_url
+from scheduler.settings import Settings
 from scheduler.store.connection import connect, redis_errors
 from scheduler.store.scripts import Scripts, lua
 from scheduler.table import QueueSpec, QueueType
 from scheduler.targets import STREAM_FIELDS, deliver_lua, local_write
+from scheduler.urls import redact_url
 
 Firing = dict[str, str]  # an outbox entry: STREAM_FIELDS -> text
 MARKER_TTL = timedelta(hours=1)  # how long a target Redis remembers what the relay delivered

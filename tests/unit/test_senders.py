@@ -1,4 +1,5 @@
-"""What the relay's senders put in an SQS message, without a network: the body and the FIFO ids."""
+"""What the relay's senders put in an SQS message, without a network: the body and the FIFO ids; and
+the Redis URL a Sidekiq or Celery sender reads from its redis_url_env, shown without its password."""
 
 from __future__ import annotations
 
@@ -6,8 +7,10 @@ import hashlib
 
 import pytest
 
+from scheduler.keys import Keys
+from scheduler.settings import Settings
 from scheduler.table import QueueSpec, QueueType
-from scheduler.replica.senders import SqsSender, firing_message, group_id
+from scheduler.replica.senders import RedisSender, SqsSender, firing_message, group_id
 
 FIELDS = {"firing_id": "s/acme/2026-11-24T03:00:00Z", "schedule": "s", "tenant": "acme",
           "tick": "2026-11-24T03:00:00Z", "enqueue_at": "2026-11-24T03:00:00.250Z", "job": "J",
@@ -42,3 +45,19 @@ def test_an_sqs_sender_sends_to_the_url_host_unless_given_an_endpoint(endpoint, 
     sender = SqsSender(spec)
     assert sender.client.meta.endpoint_url == expected and sender.fifo
     sender.close()
+
+
+REMOTE = QueueSpec("remote", QueueType.SIDEKIQ, redis_url_env="SIDEKIQ_REDIS_URL")
+
+
+@pytest.mark.parametrize("url, where", [
+    ("redis://x:6379/0?password=hunter2", "redis://x:6379/0?password=***"),
+    ("redis://:hun%2Fter2@x:6379/0", "redis://:***@x:6379/0"),
+])
+def test_a_redis_sender_names_its_redis_without_the_password(monkeypatch, url, where):
+    monkeypatch.setenv("SIDEKIQ_REDIS_URL", url)
+    sender = RedisSender(REMOTE, "remote", Keys("{scheduler}"), Settings())
+    try:
+        assert sender.where == where
+    finally:
+        sender.close()
