@@ -18,6 +18,7 @@ from pydantic_settings import BaseSettings, SettingsConfigDict
 
 from scheduler.durations import parse_duration
 from scheduler.errors import SettingsError
+from scheduler.urls import url_problem
 
 ECS_METADATA_VARIABLES = ("ECS_CONTAINER_METADATA_URI_V4", "ECS_CONTAINER_METADATA_URI")
 LOG_LEVELS = ("TRACE", "DEBUG", "INFO", "SUCCESS", "WARNING", "ERROR", "CRITICAL")  # loguru's own
@@ -89,11 +90,9 @@ class Settings(BaseSettings):
     @field_validator("redis_url")
     @classmethod
     def _url(cls, value: SecretStr | None) -> SecretStr | None:
-        if value is not None:
-            try:
-                urlsplit(value.get_secret_value().strip())
-            except ValueError:  # its words may quote the password: not repeated
-                raise ValueError("is not a URL; write it like redis://user:password@host:6379/0") from None
+        problem = url_problem(value.get_secret_value().strip()) if value is not None else None
+        if problem is not None:
+            raise ValueError(problem)
         return value
 
     @field_validator("http_host")

@@ -1,10 +1,11 @@
-"""Redis URLs as the scheduler shows them.
+"""Redis URLs as the scheduler shows them, and the check that one reads as it was written.
 
-``redact_url`` is the one way a URL is shown: the password in the user info and the query's
-``password=`` (and ``ssl_password=``), both honoured by redis-py, become ``***``. redis-py reads a
-URL with ``urllib.parse.urlsplit``: the user info ends at the first '/', '?' or '#', so a password
-holding one of them unencoded is cut short and its rest read as the host, path, query or fragment;
-such a URL is shown as its scheme alone.
+redis-py reads a URL with ``urllib.parse.urlsplit``: the user info ends at the first '/', '?' or
+'#', so a password holding one of them unencoded is cut short and its rest read as the host, path,
+query or fragment, where no redaction would look for it. ``url_problem`` refuses such a URL (every
+place that takes one from the user calls it first), and ``redact_url`` is the one way a URL is
+shown: the password in the user info and the query's ``password=`` (and ``ssl_password=``), both
+honoured by redis-py, become ``***``.
 """
 
 from __future__ import annotations
@@ -14,6 +15,18 @@ from urllib.parse import SplitResult, unquote_plus, urlsplit
 MASK = "***"
 SECRET_PARAMETERS = frozenset({"password", "ssl_password"})  # what redis-py takes from a URL's query as a secret
 SCHEMES = frozenset({"redis", "rediss", "unix"})
+NOT_A_URL = "is not a URL urllib can split: a '[' or ']' not around an IPv6 address must be written %5B or %5D"
+MISREAD = ("cannot be read as written: a '/', '?', '#' or '@' in its user name or password must be "
+           "percent-encoded (%2F, %3F, %23, %40)")
+
+
+def url_problem(url: str) -> str | None:
+    """Why ``url`` is refused, or None. The words quote nothing of the URL: it may hold a password."""
+    try:
+        parts = urlsplit(url)
+    except ValueError:  # urllib's words may quote a piece of the password
+        return NOT_A_URL
+    return MISREAD if _misread(url, parts) else None
 
 
 def redact_url(url: str) -> str:

@@ -149,6 +149,22 @@ def test_an_unreadable_redis_url_is_refused_without_its_password(monkeypatch):
     assert PASSWORD not in str(raised.value)
 
 
+@pytest.mark.parametrize("password", ["hunter2#s3cret", "hunter2?s3cret", "hunter2/s3cret", "a@b/hunter2-s3cret"])
+def test_a_redis_url_whose_password_would_be_misread_is_refused_saying_how_to_write_it(monkeypatch, password):
+    monkeypatch.setenv("SCHEDULER_REDIS_URL", f"redis://admin:{password}@redis.internal:6380/0")
+    with pytest.raises(SettingsError) as raised:
+        load_settings()
+    assert str(raised.value) == ("SCHEDULER_REDIS_URL: cannot be read as written: a '/', '?', '#' or '@' in its "
+                                 "user name or password must be percent-encoded (%2F, %3F, %23, %40)")
+
+
+def test_a_redis_url_with_its_password_percent_encoded_or_in_the_query_is_taken(monkeypatch):
+    for url in ("redis://admin:hunter2%23s3cret%2F@redis.internal:6380/0",
+                "redis://redis.internal:6380/0?password=hunter2%23s3cret%2F"):
+        monkeypatch.setenv("SCHEDULER_REDIS_URL", url)
+        assert load_settings().redis_url.get_secret_value() == url
+
+
 # -- values refused only by accident (or not at all) ------------------------------------------------
 
 

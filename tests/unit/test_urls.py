@@ -1,13 +1,16 @@
-"""A URL as the scheduler shows it: its passwords masked, in the user info and in the query."""
+"""A URL as the scheduler shows it (its passwords masked, in the user info and in the query), and
+the check that a URL's user info reads as written."""
 
 from __future__ import annotations
 
 import pytest
 
-from scheduler.urls import redact_url
+from scheduler.urls import redact_url, url_problem
 
 PASSWORD = "hunter2-s3cret"
 URL = f"redis://admin:{PASSWORD}@redis.internal:6380/0"
+MISREAD = ("cannot be read as written: a '/', '?', '#' or '@' in its user name or password must be "
+           "percent-encoded (%2F, %3F, %23, %40)")
 
 
 @pytest.mark.parametrize(
@@ -70,3 +73,35 @@ def test_redact_url_keeps_an_ipv6_host_intact():
 )
 def test_a_url_whose_password_may_run_past_its_user_info_shows_nothing_of_it(url, expected):
     assert redact_url(url) == expected
+
+
+@pytest.mark.parametrize("url", [
+    "redis://:pa#ss/w?rd@127.0.0.1:6379/0",
+    "redis://:pass/word@h:6379/0",
+    "redis://:pass?word@h:6379/0",
+    "redis://:pass#word@h:6379/0",
+    "redis://us/er@h:6379/0",
+    "redis://:a@b/c@h:6379/0",
+    "redis://h:6379/0?password=pass#word",
+    "redis://h:6379/0?password=pass@word",
+    "unix://:pass/word@/run/redis.sock",
+])
+def test_a_url_whose_user_info_is_not_read_as_written_is_a_problem_quoting_none_of_it(url):
+    assert url_problem(url) == MISREAD
+
+
+@pytest.mark.parametrize("url", [
+    "redis://:pa%23ss%2Fw%3Frd@127.0.0.1:6379/0",
+    "redis://:p@ss@h:6379/0",
+    "redis://:p%ss:w@h:6379/0",
+    "redis://h:6379/0?password=pa%23ss%2Fw%3Frd%40",
+    "rediss://user:pw@h:6379/0?ssl_cert_reqs=none",
+    "unix:///run/redis.sock?db=1",
+])
+def test_a_url_read_as_written_is_no_problem(url):
+    assert url_problem(url) is None
+
+
+def test_a_url_urllib_cannot_split_is_a_problem_quoting_none_of_it():
+    assert url_problem(f"redis://:{PASSWORD}[@h:6379/0") == (
+        "is not a URL urllib can split: a '[' or ']' not around an IPv6 address must be written %5B or %5D")
