@@ -10,7 +10,7 @@ honoured by redis-py, become ``***``.
 
 from __future__ import annotations
 
-from urllib.parse import SplitResult, unquote_plus, urlsplit
+from urllib.parse import SplitResult, parse_qsl, unquote_plus, urlsplit
 
 MASK = "***"
 SECRET_PARAMETERS = frozenset({"password", "ssl_password"})  # what redis-py takes from a URL's query as a secret
@@ -27,6 +27,13 @@ def url_problem(url: str) -> str | None:
     except ValueError:  # urllib's words may quote a piece of the password
         return NOT_A_URL
     return MISREAD if _misread(url, parts) else None
+
+
+def holds_password(url: str) -> bool:
+    """Whether ``url`` (one url_problem takes) gives a password, in its user info or in its query."""
+    parts = urlsplit(url)
+    return parts.password is not None or any(
+        name in SECRET_PARAMETERS for name, _ in parse_qsl(parts.query, keep_blank_values=True))
 
 
 def redact_url(url: str) -> str:

@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import pytest
 
-from scheduler.urls import redact_url, url_problem
+from scheduler.urls import holds_password, redact_url, url_problem
 
 PASSWORD = "hunter2-s3cret"
 URL = f"redis://admin:{PASSWORD}@redis.internal:6380/0"
@@ -105,3 +105,16 @@ def test_a_url_read_as_written_is_no_problem(url):
 def test_a_url_urllib_cannot_split_is_a_problem_quoting_none_of_it():
     assert url_problem(f"redis://:{PASSWORD}[@h:6379/0") == (
         "is not a URL urllib can split: a '[' or ']' not around an IPv6 address must be written %5B or %5D")
+
+
+@pytest.mark.parametrize(("url", "holds"), [
+    ("redis://:pw@h/0", True),
+    ("redis://u:@h/0", True),
+    ("redis://h/0?password=pw", True),
+    ("redis://h/0?db=1&pass%77ord=pw", True),
+    ("redis://h/0?ssl_password=pw", True),
+    ("redis://u@h/0?db=1", False),
+    ("redis://h/0?passwords=x", False),
+])
+def test_holds_password_looks_in_the_user_info_and_the_query(url, holds):
+    assert holds_password(url) is holds
