@@ -1,5 +1,5 @@
 """What the relay's senders put in an SQS message, without a network: the body and the FIFO ids; and
-the Redis URL a Sidekiq or Celery sender reads from its redis_url_env, shown without its password."""
+the Redis URL a Sidekiq or Celery sender reads from its redis_url_env, refused or shown without its password."""
 
 from __future__ import annotations
 
@@ -7,10 +7,11 @@ import hashlib
 
 import pytest
 
+from scheduler.errors import SettingsError
 from scheduler.keys import Keys
 from scheduler.settings import Settings
 from scheduler.table import QueueSpec, QueueType
-from scheduler.replica.senders import RedisSender, SqsSender, firing_message, group_id
+from scheduler.replica.senders import RedisSender, SqsSender, firing_message, group_id, target_redis_url
 
 FIELDS = {"firing_id": "s/acme/2026-11-24T03:00:00Z", "schedule": "s", "tenant": "acme",
           "tick": "2026-11-24T03:00:00Z", "enqueue_at": "2026-11-24T03:00:00.250Z", "job": "J",
@@ -48,6 +49,17 @@ def test_an_sqs_sender_sends_to_the_url_host_unless_given_an_endpoint(endpoint, 
 
 
 REMOTE = QueueSpec("remote", QueueType.SIDEKIQ, redis_url_env="SIDEKIQ_REDIS_URL")
+
+
+@pytest.mark.parametrize("url", ["redis://:hun/ter2@x:6379/0", "redis://:hun#ter2@x:6379/0",
+                                 "redis://x:6379/0?password=hun#ter2"])
+def test_a_redis_url_env_not_read_as_written_is_refused_naming_the_variable(monkeypatch, url):
+    monkeypatch.setenv("SIDEKIQ_REDIS_URL", url)
+    with pytest.raises(SettingsError) as raised:
+        target_redis_url(REMOTE)
+    assert str(raised.value) == (
+        "queue 'remote': the URL in SIDEKIQ_REDIS_URL (its redis_url_env) cannot be read as written: a '/', '?', "
+        "'#' or '@' in its user name or password must be percent-encoded (%2F, %3F, %23, %40)")
 
 
 @pytest.mark.parametrize("url, where", [
