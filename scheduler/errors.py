@@ -6,7 +6,8 @@ with its module (under scheduler/), what it means, and its exit code where it re
      │                                              Problem): exit 1
      ├── SettingsError           errors             a SCHEDULER_* variable (no setting, or a bad value) or the
      │                                              embedded-Redis mode is refused: exit 1; also a queue's
-     │                                              redis_url_env variable unset (raised in the relay, retried)
+     │                                              redis_url_env variable unset or its URL refused (raised
+     │                                              in the relay, retried)
      ├── UsageError              errors             an argument's value is refused (an unknown schedule,
      │                                              --count 0): exit 1, not argparse's 2
      ├── RedisUnavailable        errors             Redis could not be reached (wraps redis-py's connection

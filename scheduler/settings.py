@@ -11,13 +11,14 @@ from collections.abc import Iterable, Mapping
 from datetime import timedelta
 from pathlib import Path
 from typing import Any
-from urllib.parse import urlsplit, urlunsplit
+from urllib.parse import urlsplit
 
 from pydantic import Field, SecretStr, ValidationError, field_validator, model_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 from scheduler.durations import parse_duration
 from scheduler.errors import SettingsError
+from scheduler.urls import url_problem
 
 ECS_METADATA_VARIABLES = ("ECS_CONTAINER_METADATA_URI_V4", "ECS_CONTAINER_METADATA_URI")
 LOG_LEVELS = ("TRACE", "DEBUG", "INFO", "SUCCESS", "WARNING", "ERROR", "CRITICAL")  # loguru's own
@@ -89,11 +90,9 @@ class Settings(BaseSettings):
     @field_validator("redis_url")
     @classmethod
     def _url(cls, value: SecretStr | None) -> SecretStr | None:
-        if value is not None:
-            try:
-                urlsplit(value.get_secret_value().strip())
-            except ValueError:  # its words may quote the password: not repeated
-                raise ValueError("is not a URL; write it like redis://user:password@host:6379/0") from None
+        problem = url_problem(value.get_secret_value().strip()) if value is not None else None
+        if problem is not None:
+            raise ValueError(problem)
         return value
 
     @field_validator("http_host")
@@ -213,13 +212,3 @@ def ecs_task_id() -> str | None:
         if arn:
             return arn.rsplit("/", 1)[-1]
     return None
-
-
-def redact_url(url: str) -> str:
-    """The URL with any password replaced, fit for logs and error messages."""
-    parts = urlsplit(url)
-    if parts.password is None:
-        return url
-    user = parts.username or ""
-    host = parts.netloc.rpartition("@")[2]  # as written: keeps IPv6 brackets, case and port
-    return urlunsplit(parts._replace(netloc=f"{user}:***@{host}"))

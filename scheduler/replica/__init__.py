@@ -13,11 +13,12 @@ from scheduler.logs import configure_logging, set_context
 from scheduler.replica.embedded import start_embedded_redis, stop_embedded_redis
 from scheduler.replica.endpoints import HttpServer, make_app
 from scheduler.replica.runner import Replica
-from scheduler.settings import Settings, load_settings, redact_url
+from scheduler.settings import Settings, load_settings
 from scheduler.store.connection import connect
 from scheduler.keys import Keys
 from scheduler.store.limits import LedgerLimits
 from scheduler.store.state import Store
+from scheduler.urls import redact_url
 
 __all__ = ["Replica", "run_replica"]
 

@@ -30,11 +30,12 @@ from urllib.parse import urlsplit
 
 from scheduler.errors import SchedulerError, SettingsError
 from scheduler.keys import Keys
-from scheduler.settings import Settings, redact_url
+from scheduler.settings import Settings
 from scheduler.store.connection import connect, redis_errors
 from scheduler.store.scripts import Scripts, lua
 from scheduler.table import QueueSpec, QueueType
 from scheduler.targets import STREAM_FIELDS, deliver_lua, local_write
+from scheduler.urls import redact_url, url_problem
 
 Firing = dict[str, str]  # an outbox entry: STREAM_FIELDS -> text
 Fence = Callable[[], bool]  # whether this replica may still send: asked before each request to the target
@@ -139,7 +140,8 @@ def group_id(tenant: str) -> str:
 
 
 def target_redis_url(spec: QueueSpec) -> str:
-    """A Sidekiq or Celery target's own Redis URL: written in the table, or read from the variable it names."""
+    """A Sidekiq or Celery target's own Redis URL: written in the table (checked as it loaded), or read
+    from the variable it names and checked here."""
     if spec.redis_url:
         return spec.redis_url
     assert spec.redis_url_env is not None
@@ -147,6 +149,9 @@ def target_redis_url(spec: QueueSpec) -> str:
     if not url:
         raise SettingsError(f"queue {spec.entry!r}: the environment variable {spec.redis_url_env} "
                             "(its redis_url_env) is not set")
+    problem = url_problem(url)
+    if problem is not None:
+        raise SettingsError(f"queue {spec.entry!r}: the URL in {spec.redis_url_env} (its redis_url_env) {problem}")
     return url
 
 

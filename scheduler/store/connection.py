@@ -15,7 +15,7 @@ import re
 import ssl
 from collections.abc import Iterator, Mapping
 from contextlib import contextmanager
-from urllib.parse import parse_qsl, urlsplit
+from urllib.parse import parse_qsl, quote, urlsplit
 
 import redis
 from loguru import logger
@@ -23,7 +23,8 @@ from redis.backoff import NoBackoff
 from redis.retry import Retry
 
 from scheduler.errors import RedisPermissionError, RedisRefused, RedisUnavailable, SettingsError
-from scheduler.settings import Settings, redact_url
+from scheduler.settings import Settings
+from scheduler.urls import redact_url
 
 SOCKET_TIMEOUT = 2.0
 # One immediate retry when a pooled connection turns out dead (Redis restarted), none on a
@@ -100,18 +101,21 @@ def tls_options(settings: Settings, url: str) -> dict:
 
 
 def location(client: redis.Redis) -> str:
-    """Where ``client`` connects, as a URL without its password (for errors and logs)."""
+    """Where ``client`` connects, as a URL shown by redact_url (for errors and logs): built from what
+    redis-py holds (a password from the user info or the query alike), each part percent-encoded so
+    that the password is told apart and masked."""
     try:
         pool = client.connection_pool
         kwargs = pool.connection_kwargs
+        user = quote(kwargs.get("username") or "", safe="")
+        password = kwargs.get("password")
+        auth = f"{user}:{quote(password, safe='')}@" if password else (f"{user}@" if user else "")
         if kwargs.get("path"):
-            return f"unix://{kwargs['path']}"
+            return redact_url(f"unix://{auth}{quote(kwargs['path'])}")
         scheme = "rediss" if issubclass(pool.connection_class, redis.SSLConnection) else "redis"
-        user = kwargs.get("username") or ""
-        auth = f"{user}:***@" if kwargs.get("password") else (f"{user}@" if user else "")
         host = str(kwargs.get("host", "localhost"))
         host = f"[{host}]" if ":" in host else host
-        return f"{scheme}://{auth}{host}:{kwargs.get('port', 6379)}/{kwargs.get('db', 0)}"
+        return redact_url(f"{scheme}://{auth}{host}:{kwargs.get('port', 6379)}/{kwargs.get('db', 0)}")
     except (AttributeError, TypeError):
         return "Redis"
 

@@ -11,6 +11,7 @@ from scheduler.keys import Keys
 from scheduler.table._model import QueueSpec, QueueType
 from scheduler.table._tenants import unsafe_name
 from scheduler.table._words import Counter, string, suggest, toml_type
+from scheduler.urls import holds_password, url_problem
 
 # Each queue type's options; `type` is common to all. docs/queues.md describes them.
 QUEUE_OPTIONS = {
@@ -123,14 +124,17 @@ def _parse_worker_name(value: Any) -> str:
 
 def _parse_redis_url(value: Any) -> str:
     text = string(value)
+    problem = url_problem(text)  # first: urllib's own words may quote a piece of a password
+    if problem is not None:
+        raise ValueError(problem)
+    parts = urlsplit(text)
     try:
-        parts = urlsplit(text)
         parts.port  # noqa: B018 - raises ValueError on a bad port
     except ValueError as error:
         raise ValueError(f"is not a valid URL ({error})") from None
     if parts.scheme not in ("redis", "rediss", "unix"):
         raise ValueError("must start with redis://, rediss:// or unix://")
-    if parts.password is not None:
+    if holds_password(text):
         raise ValueError("holds a password, and the table is not the place for secrets: put the URL in an "
                          "environment variable and name that with redis_url_env")
     return text

@@ -8,11 +8,13 @@ import ssl
 import pytest
 import redis
 from loguru import logger
+from redis_server import free_port
 
 from scheduler.errors import RedisPermissionError, RedisRefused, RedisUnavailable
 from scheduler.settings import Settings
 from scheduler.store.connection import (
     CONNECTION_OPTIONS,
+    connect,
     location,
     redis_errors,
     refusal,
@@ -117,11 +119,26 @@ def test_redis_errors_names_where_a_tls_handshake_failed_and_keeps_other_failure
     ("redis://:secret@10.0.0.1:6379/0", "redis://:***@10.0.0.1:6379/0"),
     ("redis://sched@[::1]:6379", "redis://sched@[::1]:6379/0"),
     ("unix:///run/redis.sock?db=1", "unix:///run/redis.sock"),
+    ("redis://10.0.0.1:6379/0?password=secret", "redis://:***@10.0.0.1:6379/0"),
+    ("unix:///run/redis.sock?password=secret", "unix://:***@/run/redis.sock"),
+    ("redis://sc%2Fhed:se%2Fcret@h:1/0", "redis://sc%2Fhed:***@h:1/0"),
 ])
 def test_location_is_the_url_without_its_password(url, expected):
     client = redis.Redis.from_url(url)
     assert location(client) == expected
     assert "secret" not in location(client)
+
+
+@pytest.mark.parametrize("url, shown", [
+    ("redis://127.0.0.1:{port}/0?password=secret", "redis://127.0.0.1:{port}/0?password=***"),
+    ("redis://:se%23cret@127.0.0.1:{port}/0", "redis://:***@127.0.0.1:{port}/0"),
+])
+def test_a_redis_nothing_answers_at_is_named_without_the_password(url, shown):
+    port = free_port()  # nothing listens there
+    with pytest.raises(RedisUnavailable) as raised:
+        connect(Settings(), url.format(port=port))
+    assert str(raised.value).startswith(f"cannot reach Redis at {shown.format(port=port)}: ConnectionError")
+    assert "secret" not in str(raised.value)
 
 
 def test_rediss_options_check_the_certificate_and_host_and_add_the_ca_file(tmp_path):

@@ -11,7 +11,7 @@ PACKAGE = Path(__file__).resolve().parents[2] / "scheduler"
 
 # The README's table, bottom first: a module's unit is its folder under scheduler/, or its file.
 LAYERS = [
-    {"__init__", "errors", "durations", "logs", "backoff", "keys", "consumer"},
+    {"__init__", "errors", "durations", "logs", "backoff", "keys", "urls", "consumer"},
     {"clock", "settings"},
     {"table"},
     {"plan", "targets"},

@@ -112,6 +112,27 @@ def test_a_password_in_a_redis_url_is_never_echoed(tmp_path):
     assert "hunter2" not in str(problems_of(path)[0])
 
 
+HOLDS_A_PASSWORD = ("redis_url: holds a password, and the table is not the place for secrets: put the URL in an "
+                    "environment variable and name that with redis_url_env")
+MISREAD = ("redis_url: cannot be read as written: a '/', '?', '#' or '@' in its user name or password must be "
+           "percent-encoded (%2F, %3F, %23, %40)")
+
+
+@pytest.mark.parametrize("url, message", [
+    ("redis://x:6379/0?password=hunter2", HOLDS_A_PASSWORD),
+    ("redis://x:6379/0?db=1&ssl_password=hunter2", HOLDS_A_PASSWORD),
+    ("redis://:hun/ter2@x:6379/0", MISREAD),
+    ("redis://:hun?ter2@x:6379/0", MISREAD),
+    ("redis://:hun#ter2@x:6379/0", MISREAD),
+    ("redis://x:6379/0?password=hun#ter2", MISREAD),
+])
+def test_a_redis_url_with_a_password_in_its_query_or_misread_is_refused_without_a_piece_of_it(tmp_path, url, message):
+    path = write(tmp_path, f'[queues.q]\ntype = "sidekiq"\nredis_url = "{url}"\n')
+    [problem] = problems_of(path)
+    assert (problem.line, problem.where, problem.message) == (3, 'queue "q"', message)
+    assert "ter2" not in str(problem)
+
+
 def test_a_queue_name_must_be_safe_in_keys(tmp_path):
     [problem] = problems_of(write(tmp_path, '[queues."a/b"]\ntype = "sidekiq"\n'))
     assert "must not contain '/'" in problem.message

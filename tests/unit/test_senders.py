@@ -1,5 +1,6 @@
 """What the relay's senders put in an SQS message, without a network: the body and the FIFO ids, and
-the fence asked before every SendMessageBatch."""
+the fence asked before every SendMessageBatch; and the Redis URL a Sidekiq or Celery sender reads from its
+redis_url_env, refused or shown without its password."""
 
 from __future__ import annotations
 
@@ -8,8 +9,11 @@ import hashlib
 import pytest
 from helpers import RecordingSqs
 
+from scheduler.errors import SettingsError
+from scheduler.keys import Keys
+from scheduler.settings import Settings
 from scheduler.table import QueueSpec, QueueType
-from scheduler.replica.senders import SqsSender, firing_message, group_id
+from scheduler.replica.senders import RedisSender, SqsSender, firing_message, group_id, target_redis_url
 
 FIELDS = {"firing_id": "s/acme/2026-11-24T03:00:00Z", "schedule": "s", "tenant": "acme",
           "tick": "2026-11-24T03:00:00Z", "enqueue_at": "2026-11-24T03:00:00.250Z", "job": "J",
@@ -56,3 +60,30 @@ def test_an_sqs_sender_sends_no_further_batch_once_its_fence_says_no():
     accepted = sender.send(firings, fence=lambda: not client.calls)
     assert [[entry["Id"] for entry in call] for call in client.calls] == [[str(n) for n in range(10)]]
     assert accepted == [True] * 10 + [False] * 20
+
+
+REMOTE = QueueSpec("remote", QueueType.SIDEKIQ, redis_url_env="SIDEKIQ_REDIS_URL")
+
+
+@pytest.mark.parametrize("url", ["redis://:hun/ter2@x:6379/0", "redis://:hun#ter2@x:6379/0",
+                                 "redis://x:6379/0?password=hun#ter2"])
+def test_a_redis_url_env_not_read_as_written_is_refused_naming_the_variable(monkeypatch, url):
+    monkeypatch.setenv("SIDEKIQ_REDIS_URL", url)
+    with pytest.raises(SettingsError) as raised:
+        target_redis_url(REMOTE)
+    assert str(raised.value) == (
+        "queue 'remote': the URL in SIDEKIQ_REDIS_URL (its redis_url_env) cannot be read as written: a '/', '?', "
+        "'#' or '@' in its user name or password must be percent-encoded (%2F, %3F, %23, %40)")
+
+
+@pytest.mark.parametrize("url, where", [
+    ("redis://x:6379/0?password=hunter2", "redis://x:6379/0?password=***"),
+    ("redis://:hun%2Fter2@x:6379/0", "redis://:***@x:6379/0"),
+])
+def test_a_redis_sender_names_its_redis_without_the_password(monkeypatch, url, where):
+    monkeypatch.setenv("SIDEKIQ_REDIS_URL", url)
+    sender = RedisSender(REMOTE, "remote", Keys("{scheduler}"), Settings())
+    try:
+        assert sender.where == where
+    finally:
+        sender.close()
