@@ -52,6 +52,11 @@ class Keys:
     def seen(self, track: str, tick_ms: int | str) -> str:
         return f"{self.prefix}:seen:{track}:{tick_ms}"
 
+    def unsent(self, track: str, tick_ms: int | str) -> str:
+        """The tenants a finished tick did not send (paused, or dropped by catch-up): what a backfill
+        of that tick may still send, each once. Kept as long as the tick's done record."""
+        return f"{self.prefix}:unsent:{track}:{tick_ms}"
+
     def pending(self, queue: str) -> str:
         return f"{self.prefix}:pending:{queue}"
 

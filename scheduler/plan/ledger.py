@@ -42,6 +42,7 @@ class Decision:
     reason: str = ""
     span: tuple[datetime, datetime, int] | None = None  # a range: first tick, last tick, how many
     extra: dict[str, str] = field(default_factory=dict)  # request, tenant
+    unsent: list[str] = field(default_factory=list)  # the tick's tenants not sent (paused, skipped): backfill's
 
     def line(self, track: str, schedule: str, tick: datetime | None, epoch: int, fired: int = 0,
              deduplicated: int = 0) -> list[str]:

@@ -110,9 +110,11 @@ def _decide(decisions: dict[datetime | None, Decision], schedule: Schedule, plan
             decision.reason = why
         if now > tick.tick + schedule.misfire_grace:  # only then can a firing of this tick be late
             decision.late += sum(1 for firing in tick.firings if firing.late)
+        decision.unsent += tick.skipped_tenants
         if stopped:
             decision.paused += len(stopped)
             decision.paused_tenants += stopped
+            decision.unsent += stopped
     if plan.skipped > examined and tenants:
         first, last = plan.skipped_ticks
         bulk = decisions.setdefault(None, Decision("skipped", reason=why))

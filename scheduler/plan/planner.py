@@ -67,6 +67,7 @@ class TickPlan:
     tick: datetime
     firings: list[Firing]
     skipped: int = 0
+    skipped_tenants: list[str] = field(default_factory=list)  # the tenants the policy dropped from this tick
 
 
 @dataclass
@@ -148,6 +149,7 @@ class Fanout:
                     decided.firings.append(Firing(schedule.name, tenant, tick, enqueue_at, late=True))
                 else:
                     decided.skipped += 1
+                    decided.skipped_tenants.append(tenant)
             plan.ticks.append(decided)
             plan.skipped += decided.skipped
             plan.watermark = tick

@@ -183,7 +183,7 @@ class Requests:
                 found = True
                 fanout = Fanout(state.track, batch)
                 delivery.accept(schedule, state.key, [TickPlan(tick, fanout.firings_at(tick)) for tick in ticks],
-                                remember, target)
+                                remember, target, unsent=True)
             if ticks and tenant is None:  # a whole tick is finished, as catch-up finishes it; one tenant's is not
                 decisions: dict[datetime | None, Decision] = {
                     tick: Decision("backfilled", extra={"request": request_id}) for tick in ticks}

@@ -60,11 +60,11 @@ class Delivery:
         self.outcome = Outcome()
 
     def accept(self, schedule: Schedule, track: str, ticks: Sequence[TickPlan], dedup_ttl: timedelta,
-               target: Target) -> None:
+               target: Target, unsent: bool = False) -> None:
         """Queue the calls that accept ``ticks``' firings into ``target``; a full round trip's worth
-        goes out at once."""
+        goes out at once. ``unsent``: a backfill's, see Store.enqueue_calls."""
         self.outcome.schedules[track] = schedule.name
-        for call in self.store.enqueue_calls(self.token, schedule, track, ticks, dedup_ttl, target):
+        for call in self.store.enqueue_calls(self.token, schedule, track, ticks, dedup_ttl, target, unsent):
             self._calls.append(call)
             self._firings += call.firings
             if self._firings >= ROUND_TRIP_FIRINGS:
@@ -91,10 +91,11 @@ class Delivery:
                     refused = True
                     break
                 accepted = self._by_tick.get((track, tick), Acceptance())
-                line = plan.decisions.get(tick, Decision()).line(
-                    track, schedule, tick, epoch, accepted.delivered + accepted.pending, accepted.duplicates)
+                decision = plan.decisions.get(tick, Decision())
+                line = decision.line(track, schedule, tick, epoch, accepted.delivered + accepted.pending,
+                                     accepted.duplicates)
                 calls.append(self.store.finish_call(self.token, schedule, track, tick, tick, finish.ttl,
-                                                    finish.remember, line))
+                                                    finish.remember, line, decision.unsent))
             if refused:
                 continue
             if not plan.ticks or plan.advanced_to > plan.ticks[-1] or None in plan.decisions:

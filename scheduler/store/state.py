@@ -131,10 +131,11 @@ class Store:
 
     def enqueue_calls(
         self, token: Token, schedule: Schedule, track: str, ticks: Sequence[TickPlan], dedup_ttl: timedelta,
-        target: Target,
+        target: Target, unsent: bool = False,
     ) -> Iterator[Call]:
         """The calls that accept ``ticks``' firings into ``target`` (the schedule's queue's), CHUNK at
-        a time; none of them finishes a tick."""
+        a time; none of them finishes a tick. With ``unsent`` (a backfill), a tick already finished
+        still sends the tenants it did not send then (paused, dropped by catch-up), each once."""
         epoch = str(token.epoch)
         queue = schedule.queue
         ttl = whole_ms(dedup_ttl)
@@ -144,9 +145,11 @@ class Store:
             stamps: dict[datetime, tuple[int, str]] = {}  # enqueue_at in ms and ISO; without jitter, one
             tick_ms = ms_of(plan.tick)
             keys = [self.keys.lease, self.keys.seen(track, tick_ms), self.keys.done(track),
-                    self.keys.pending(queue), self.keys.payload(queue), self.keys.queues, *target.keys]
+                    self.keys.pending(queue), self.keys.payload(queue), self.keys.queues,
+                    self.keys.unsent(track, tick_ms), *target.keys]
             common = [str(token), epoch, tick_ms, ttl, queue, schedule.name, format_tick(plan.tick), schedule.job,
-                      schedule.args_json, target.kind, target.options, whole_ms(schedule.misfire_grace)]
+                      schedule.args_json, target.kind, target.options, whole_ms(schedule.misfire_grace),
+                      "1" if unsent else ""]
             for start in range(0, len(plan.firings), CHUNK):
                 chunk = plan.firings[start : start + CHUNK]
                 args: list[str | int] = list(common)
@@ -159,15 +162,16 @@ class Store:
 
     def finish_call(
         self, token: Token, schedule: str, track: str, tick: datetime | None, watermark: datetime, ttl: timedelta,
-        remember: timedelta, line: Sequence[str] = (),
+        remember: timedelta, line: Sequence[str] = (), unsent: Sequence[str] = (),
     ) -> Call:
-        """The call that records ``tick`` done (None: none), moves the watermark up to ``watermark``
-        and writes ``line`` (fields and values) to the schedule's ledger."""
+        """The call that records ``tick`` done (None: none) with the tenants it did not send,
+        moves the watermark up to ``watermark`` and writes ``line`` (fields and values) to the
+        schedule's ledger."""
         tick_ms = ms_of(tick) if tick is not None else "-"
         keys = [self.keys.lease, self.keys.seen(track, tick_ms), self.keys.done(track), self.keys.watermark(track),
-                self.keys.history(schedule)]
+                self.keys.history(schedule), self.keys.unsent(track, tick_ms)]
         args: list[str | int] = [str(token), "" if tick is None else tick_ms, ms_of(watermark), whole_ms(ttl),
-                                 whole_ms(remember), *self._ledger_limits(), *line]
+                                 whole_ms(remember), *self._ledger_limits(), len(unsent), *unsent, *line]
         return Call(self._finish, keys, args, track, tick)
 
     def _ledger_limits(self) -> tuple[int, int]:

@@ -353,7 +353,7 @@ def test_a_tick_over_more_than_a_chunk_is_split_across_calls_and_each_firing_lan
 
     enqueue, finish = store._enqueue, store._finish
     # finish: 7 arguments, then the ledger line's tick, outcome, fired and epoch as field-value pairs
-    assert sent == [(enqueue, 12 + 3 * CHUNK), (enqueue, 12 + 3 * CHUNK), (enqueue, 12 + 3 * 500), (finish, 15)], (
+    assert sent == [(enqueue, 13 + 3 * CHUNK), (enqueue, 13 + 3 * CHUNK), (enqueue, 13 + 3 * 500), (finish, 16)], (
         "three script calls of at most CHUNK firings, then the one that finishes the tick")
     assert result == Acceptance(delivered=len(tenants), pending=0, duplicates=0)
     ids = [message["firing_id"] for message in read_stream(store.client, QUEUE)]

@@ -8,14 +8,15 @@ import os
 import subprocess
 import sys
 import time
-from datetime import timedelta
+from datetime import datetime, timedelta
 from pathlib import Path
 
 import pytest
 from helpers import write_table
-from support import PREFIX
+from support import PREFIX, read_stream
 
 from redis_server import wait_for
+from scheduler.clock.instants import ms_of
 from scheduler.errors import ExitCode
 from scheduler.replica.runner import Replica
 from scheduler.settings import Settings
@@ -105,3 +106,49 @@ def test_the_cli_says_the_leader_is_busy_when_a_lease_is_held_but_nobody_answers
     nobody = subprocess.run([str(SCHEDULER), "trigger", "once", "--wait", "0.3", "--config", str(config)], env=env,
                             capture_output=True, text=True, timeout=60)
     assert nobody.returncode == ExitCode.UNAVAILABLE and "no leader answered within 0.3s" in nobody.stderr
+
+
+
+PAUSE_TABLE = """
+[[schedule]]
+name = "beat"
+every = "1s"
+tenants = ["k1", "k2"]
+job = "Beat"
+"""
+
+
+def ticks_of(client, tenant: str) -> set[str]:
+    return {m["tick"] for m in read_stream(client, "default") if m["tenant"] == tenant}
+
+
+def backfill(control: Control, tenant: str, start: datetime, end: datetime) -> dict[str, str] | None:
+    window = {"from": str(ms_of(start)), "until": str(ms_of(end))}
+    return control.result(control.request("backfill", schedule="beat", tenant=tenant, **window), timeout=10)
+
+
+def test_a_paused_tenants_ticks_are_backfilled_once_though_the_ticks_were_finished(tmp_path, store, redis_client):
+    replica = Replica(Settings(**FAST), write_table(tmp_path, PAUSE_TABLE), store, "r1")
+    replica.start()
+    try:
+        wait_for(lambda: replica.lease.held, message="r1 to lead")
+        control = Control(store)
+        control.pause("beat", "k1")
+        wait_for(lambda: len(ticks_of(redis_client, "k2") - ticks_of(redis_client, "k1")) >= 3, timeout=15,
+                 message="ticks that fired k2 but held the paused k1 back")
+        control.resume("beat", "k1")
+        held_back = sorted(ticks_of(redis_client, "k2") - ticks_of(redis_client, "k1"))
+        start, end = datetime.fromisoformat(held_back[0]), datetime.fromisoformat(held_back[-1])
+
+        first = backfill(control, "k1", start, end)
+        assert first is not None and first["status"] == "done", first
+        assert sorted(ticks_of(redis_client, "k1") & set(held_back)) == held_back, "each held-back tick of k1"
+        assert (int(first["fired"]), int(first["deduplicated"])) == (len(held_back), 0)
+        again = backfill(control, "k1", start, end)
+        assert again is not None and (int(again["fired"]), int(again["deduplicated"])) == (0, len(held_back))
+        k1 = [m for m in read_stream(redis_client, "default") if m["tenant"] == "k1" and m["tick"] in held_back]
+        assert len(k1) == len(held_back), "never twice"
+        k2 = backfill(control, "k2", start, end)
+        assert k2 is not None and k2["fired"] == "0", "a tenant that was sent is not sent again"
+    finally:
+        replica.stop()

@@ -11,7 +11,8 @@
 -- KEYS[4]  the queue's pending firings (waiting out their jitter), scored by enqueue_at in ms
 -- KEYS[5]  the queue's pending payloads: firing id -> message JSON
 -- KEYS[6]  the set of queues that have pending firings (so none is ever forgotten)
--- KEYS[7..] the target's keys for this queue (for a stream target: the stream)
+-- KEYS[7]  the tick's unsent tenants: those a finished tick did not send (paused, dropped by catch-up)
+-- KEYS[8..] the target's keys for this queue (for a stream target: the stream)
 -- ARGV[1]  the caller's lease token "<epoch>:<replica id>"
 -- ARGV[2]  the caller's epoch
 -- ARGV[3]  the tick in ms
@@ -19,7 +20,9 @@
 -- ARGV[5]  the queue name
 -- ARGV[6]  the schedule; ARGV[7] the tick as YYYY-MM-DDTHH:MM:SSZ; ARGV[8] the job; ARGV[9] args JSON
 -- ARGV[10] the target's kind; ARGV[11] its options (JSON); ARGV[12] misfire_grace in ms
--- ARGV[13..] the firings, three values each: tenant, enqueue_at in ms, enqueue_at as ISO 8601
+-- ARGV[13] "1" for a backfill: a finished tick still sends its unsent tenants (KEYS[7]), each once
+--          (removed from the set as it is written); else "": a finished tick sends nothing
+-- ARGV[14..] the firings, three values each: tenant, enqueue_at in ms, enqueue_at as ISO 8601
 --
 -- Returns {delivered, pending, duplicates, late, now_ms}, or -1 when the caller no longer holds the
 -- lease. late counts the delivered firings marked late; now_ms is the TIME every firing of this call
@@ -32,23 +35,30 @@ if redis.call('GET', KEYS[1]) ~= ARGV[1] then
 end
 local now = redis.call('TIME')
 local now_ms = tonumber(now[1]) * 1000 + math.floor(tonumber(now[2]) / 1000)
-local firings = (#ARGV - 12) / 3
-if redis.call('ZSCORE', KEYS[3], ARGV[3]) then
+local firings = (#ARGV - 13) / 3
+local finished = redis.call('ZSCORE', KEYS[3], ARGV[3])
+if finished and ARGV[13] ~= '1' then
     return {0, 0, firings, 0, now_ms}
 end
 if firings == 0 then
     return {0, 0, 0, 0, now_ms}
 end
 local target_keys = {}
-for i = 7, #KEYS do
+for i = 8, #KEYS do
     target_keys[#target_keys + 1] = KEYS[i]
 end
 local kind, options, grace = ARGV[10], cjson.decode(ARGV[11]), tonumber(ARGV[12])
 local tenants = {}
-for i = 13, #ARGV, 3 do
+for i = 14, #ARGV, 3 do
     tenants[#tenants + 1] = ARGV[i]
 end
-local known = redis.call('SMISMEMBER', KEYS[2], unpack(tenants))
+-- known[n] == 1: already sent. A finished tick sent every tenant but its unsent ones.
+local known = redis.call('SMISMEMBER', finished and KEYS[7] or KEYS[2], unpack(tenants))
+if finished then
+    for n = 1, #known do
+        known[n] = 1 - known[n]
+    end
+end
 local delivered, pending, duplicates, late = 0, 0, 0, 0
 local here = {}
 for n, tenant in ipairs(tenants) do
@@ -56,7 +66,7 @@ for n, tenant in ipairs(tenants) do
         duplicates = duplicates + 1
     else
         here[tenant] = true
-        local i = 13 + (n - 1) * 3
+        local i = 14 + (n - 1) * 3
         local at_ms = tonumber(ARGV[i + 1])
         local message = {
             firing_id = ARGV[6] .. '/' .. tenant .. '/' .. ARGV[7],
@@ -76,10 +86,14 @@ for n, tenant in ipairs(tenants) do
             redis.call('ZADD', KEYS[4], at_ms, message.firing_id)
             pending = pending + 1
         end
-        redis.call('SADD', KEYS[2], tenant)
+        if finished then
+            redis.call('SREM', KEYS[7], tenant)
+        else
+            redis.call('SADD', KEYS[2], tenant)
+        end
     end
 end
-if delivered + pending > 0 then
+if delivered + pending > 0 and not finished then
     redis.call('PEXPIRE', KEYS[2], ARGV[4])
 end
 if pending > 0 then
