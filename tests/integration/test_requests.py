@@ -14,7 +14,7 @@ from pathlib import Path
 
 import pytest
 from helpers import write_table
-from support import PREFIX
+from support import PREFIX, take_lease
 
 from redis_server import wait_for
 from scheduler.errors import ExitCode
@@ -202,3 +202,12 @@ def test_the_key_of_a_queued_request_expires_and_is_not_reused_once_the_request_
     replacement, added = control.request("trigger", schedule="once")
     assert added and replacement != request, "a key naming a request that is gone holds nothing back"
     assert queued(redis_client) == [replacement]
+
+    second, added = control.request("trigger", schedule="once", new=True)
+    assert added and redis_client.get(key) == second.encode(), "asking again waits for the latest"
+    token = take_lease(store, "r1")
+    fields = {"kind": "trigger", "schedule": "once"}
+    store.complete(token, replacement, fields, {"status": "done"}, None, [], timedelta(minutes=1))
+    assert control.request("trigger", schedule="once") == (second, False), "the earlier answer keeps the later's key"
+    store.complete(token, second, fields, {"status": "done"}, None, [], timedelta(minutes=1))
+    assert requested_keys(redis_client) == [], "gone with the answer of the request it names"
