@@ -6,7 +6,13 @@ Redis Cluster they all share a slot and every script's keys may go through ``KEY
 
 from __future__ import annotations
 
+import hashlib
+import json
+from collections.abc import Mapping
 from dataclasses import dataclass
+
+#: The fields of a request that say what it asks for: two requests alike in these ask the same.
+ASKED = ("kind", "schedule", "tenant", "from", "until")
 
 
 @dataclass(frozen=True, order=True)
@@ -82,6 +88,13 @@ class Keys:
     def request_seen(self, request_id: str) -> str:
         """The tenants a trigger request already delivered (so a retried request sends none twice)."""
         return f"{self.prefix}:request:{request_id}:seen"
+
+    def requested(self, fields: Mapping[str, str]) -> str:
+        """The id of the queued request that asks what ``fields`` ask (its kind, schedule, tenant
+        and window), so asking again waits for it instead of adding another (a hash of them: a
+        schedule's name or a tenant id may hold any character)."""
+        asked = json.dumps([fields.get(name, "") for name in ASKED])
+        return f"{self.prefix}:requested:{hashlib.sha1(asked.encode()).hexdigest()}"
 
     def relayed(self, firing_id: str) -> str:
         """In a target's own Redis: the marker that the relay already delivered ``firing_id``."""

@@ -35,6 +35,8 @@ from scheduler.replica.tracks import build_tracks
 from scheduler.table import InlineTenants, Table
 
 DEFAULT_WAIT = 10.0
+NEW_HELP = ("add a second request even while the same {kind} is queued and unanswered (without it, the command "
+            "waits for that one's answer)")
 
 
 def register(commands: argparse._SubParsersAction) -> None:
@@ -55,6 +57,7 @@ def register(commands: argparse._SubParsersAction) -> None:
     trigger_parser = command("trigger", trigger, "fire a schedule now, once, through the leader")
     trigger_parser.add_argument("--wait", type=float, default=DEFAULT_WAIT, metavar="SECONDS",
                                 help=f"how long to wait for the leader's answer (default {DEFAULT_WAIT:g})")
+    trigger_parser.add_argument("--new", action="store_true", help=NEW_HELP.format(kind="trigger"))
     history_parser = command("history", history, "the decision ledger: what was decided for each tick, and why")
     history_parser.add_argument("--limit", type=int, default=50, metavar="N", help="the last N lines (default 50)")
     history_parser.add_argument("--since", metavar="TIME", help="only lines written after this instant")
@@ -63,6 +66,7 @@ def register(commands: argparse._SubParsersAction) -> None:
     backfill_parser.add_argument("--until", required=True, metavar="TIME", help="the window's end (included)")
     backfill_parser.add_argument("--wait", type=float, default=DEFAULT_WAIT, metavar="SECONDS",
                                  help=f"how long to wait for the leader's answer (default {DEFAULT_WAIT:g})")
+    backfill_parser.add_argument("--new", action="store_true", help=NEW_HELP.format(kind="backfill"))
 
 
 # -- connecting ---------------------------------------------------------------------------------
@@ -135,11 +139,15 @@ def resume(args: argparse.Namespace) -> ExitCode:
 
 
 def _ask(args: argparse.Namespace, control: Control, kind: str, **fields: str) -> ExitCode:
-    request_id = control.request(kind, schedule=args.name, **fields)
+    request_id, added = control.request(kind, args.new, schedule=args.name, **fields)
+    if not added:
+        print(f"scheduler {kind}: request {request_id} for this {kind} is already queued; waiting for it "
+              f"(--new asks for a second {kind})", file=sys.stderr)
     result = control.result(request_id, args.wait)
     if result is None:
         leader = control.lease()
-        kept = f"(its result is kept {RESULT_KEPT.days} day; do not ask again: a second request is a second {kind})"
+        kept = (f"(its result is kept {RESULT_KEPT.days} day; asking again waits for it, and --new asks for a second "
+                f"{kind})")
         if leader.replica is not None:
             print(f"scheduler {kind}: the leader {leader.replica} (epoch {leader.epoch}) has not answered within "
                   f"{args.wait:g}s; request {request_id} stays queued and is carried out when it gets to it {kept}",
@@ -148,7 +156,8 @@ def _ask(args: argparse.Namespace, control: Control, kind: str, **fields: str) -
         print(f"scheduler {kind}: no leader answered within {args.wait:g}s; request {request_id} stays queued "
               f"and is carried out when a leader takes it {kept}", file=sys.stderr)
         return ExitCode.UNAVAILABLE
-    data = {"request": request_id, "requested_at": format_instant(entry_instant(request_id)), **result}
+    data = {"request": request_id, "requested_at": format_instant(entry_instant(request_id)),
+            "already_queued": not added, **result}
     if result.get("status") != "done":
         if args.json:
             print(json.dumps(data, indent=2))

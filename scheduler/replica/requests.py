@@ -107,7 +107,7 @@ class Requests:
                     "request {}: {} {}{}: {} fired, {} deduplicated", request_id, kind, name,
                     f" for {tenant}" if tenant else "", result["fired"], result["deduplicated"])
             result["epoch"] = str(token.epoch)
-            self.store.complete(token, request_id, result, name if line else None, line, RESULT_KEPT)
+            self.store.complete(token, request_id, fields, result, name if line else None, line, RESULT_KEPT)
         return pending
 
     # -- tenants --------------------------------------------------------------------------------

@@ -10,16 +10,18 @@ from __future__ import annotations
 import json
 import time
 from dataclasses import dataclass
-from datetime import datetime
+from datetime import datetime, timedelta
 from typing import Any
 
-from scheduler.clock.instants import entry_instant, format_instant, ms_of
+from scheduler.clock.instants import entry_instant, format_instant, ms_of, whole_ms
 from scheduler.plan.ledger import Line
 from scheduler.keys import Token
 from scheduler.store.replies import pause_marks
+from scheduler.store.scripts import lua
 from scheduler.store.state import Store
 
 PENDING_COUNTED = 10_000  # pending firings of a queue counted by schedule, at most
+QUEUED_KEPT = timedelta(days=1)  # how long asking again finds the same request still queued, at least
 
 
 def paused_field(schedule: str, tenant: str | None) -> str:
@@ -39,6 +41,7 @@ class Control:
         self.store = store
         self.client = store.client
         self.keys = store.keys
+        self._request = store.scripts.add(lua("scheduler.store", "request.lua"))
 
     # -- pause ----------------------------------------------------------------------------------
 
@@ -65,11 +68,16 @@ class Control:
 
     # -- requests -------------------------------------------------------------------------------
 
-    def request(self, kind: str, **fields: str) -> str:
-        """Ask the leader for a trigger or a backfill; returns the request id."""
+    def request(self, kind: str, new: bool = False, **fields: str) -> tuple[str, bool]:
+        """Ask the leader for a trigger or a backfill: (the request id, True), or (the id of the same
+        request queued and unanswered, False), unless ``new`` asks for another all the same."""
+        asked = {"kind": kind, **fields}
+        pairs = [item for pair in asked.items() for item in pair]
         with self.store.errors("sending the request"):
-            entry = self.client.xadd(self.keys.requests, {"kind": kind, **fields})
-        return entry.decode()
+            added, request_id = self.store.scripts.call(
+                self._request, [self.keys.requests, self.keys.requested(asked)],
+                [whole_ms(QUEUED_KEPT), int(new), *pairs])
+        return request_id.decode(), bool(added)
 
     def result(self, request_id: str, timeout: float) -> dict[str, str] | None:
         """The request's result once a leader answered it, or None when none did within ``timeout``."""

@@ -10,7 +10,7 @@ caller's to say: the methods that deliver take the queue's Target (scheduler/tar
 from __future__ import annotations
 
 import json
-from collections.abc import Iterator, Sequence
+from collections.abc import Iterator, Mapping, Sequence
 from contextlib import AbstractContextManager
 from datetime import datetime, timedelta
 from typing import Any
@@ -194,13 +194,14 @@ class Store:
                                  *tenants]
         return Call(self._trigger, keys, args, schedule.name, firings=len(tenants))
 
-    def complete(self, token: Token, request_id: str, result: dict[str, str], schedule: str | None,
-                 line: Sequence[str], keep_result: timedelta) -> None:
-        """Answer a request and remove it, with its ledger line, in one fenced step."""
+    def complete(self, token: Token, request_id: str, fields: Mapping[str, str], result: dict[str, str],
+                 schedule: str | None, line: Sequence[str], keep_result: timedelta) -> None:
+        """Answer a request (asking ``fields``) and remove it, with its ledger line and the key
+        that makes a repeated ask wait for it, in one fenced step."""
         pairs = [item for pair in result.items() for item in pair]
         ledger = self.keys.history(schedule) if schedule else self.keys.requests
         keys = [self.keys.lease, self.keys.requests, self.keys.result(request_id), ledger,
-                self.keys.request_seen(request_id)]
+                self.keys.request_seen(request_id), self.keys.requested(fields)]
         args: list[str | int] = [str(token), request_id, whole_ms(keep_result), *self._ledger_limits(), len(pairs),
                                  *pairs, *(line if schedule else ())]
         (reply,) = self.send(token, [Call(self._complete, keys, args)], "answering a request")

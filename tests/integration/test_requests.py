@@ -4,6 +4,7 @@ firings are due back to back, and the CLI tells a busy leader from no leader."""
 
 from __future__ import annotations
 
+import json
 import os
 import subprocess
 import sys
@@ -13,11 +14,12 @@ from pathlib import Path
 
 import pytest
 from helpers import write_table
-from support import PREFIX, read_stream
+from support import PREFIX, read_stream, take_lease
 
 from redis_server import wait_for
 from scheduler.clock.instants import ms_of
 from scheduler.errors import ExitCode
+from scheduler.keys import Keys
 from scheduler.replica.runner import Replica
 from scheduler.settings import Settings
 from scheduler.store.control import Control
@@ -66,14 +68,14 @@ def leader(tmp_path, store):
 def test_a_request_redis_refuses_is_answered_with_why_and_removed_and_the_lease_stays(leader, store, redis_client):
     redis_client.set("tenants:broken", "not a set")
     control = Control(store)
-    request = control.request("trigger", schedule="fromset", tenant="acme")
+    request, _ = control.request("trigger", schedule="fromset", tenant="acme")
     result = control.result(request, timeout=10)
     assert result is not None and result["status"] == "refused"
     assert result["error"] == ("Redis refused it while reading tenant set 'tenants:broken': WRONGTYPE Operation "
                                "against a key holding the wrong kind of value")
     assert redis_client.xlen(f"{PREFIX}:requests") == 0, "removed: never retried forever"
     assert leader.lease.held, "one request's trouble never costs the lease"
-    again = control.result(control.request("trigger", schedule="once"), timeout=10)
+    again = control.result(control.request("trigger", schedule="once")[0], timeout=10)
     assert again is not None and again["status"] == "done", "the next request is served"
 
 
@@ -83,7 +85,7 @@ def test_requests_are_served_within_a_second_while_firings_are_due_back_to_back(
              message="a jitter window with firings due every few milliseconds")
     control = Control(store)
     sent = time.monotonic()
-    result = control.result(control.request("trigger", schedule="once"), timeout=10)
+    result = control.result(control.request("trigger", schedule="once")[0], timeout=10)
     waited = time.monotonic() - sent
     assert result is not None and result["status"] == "done"
     assert redis_client.zcard(pending) > 0, "answered while the window still had firings to deliver"
@@ -100,7 +102,8 @@ def test_the_cli_says_the_leader_is_busy_when_a_lease_is_held_but_nobody_answers
                           capture_output=True, text=True, timeout=60)
     assert busy.returncode == ExitCode.BUSY, busy.stderr
     assert "the leader r9 (epoch 7) has not answered within 0.3s; request " in busy.stderr
-    assert "stays queued" in busy.stderr and "a second request is a second trigger" in busy.stderr
+    assert "stays queued" in busy.stderr
+    assert "asking again waits for it, and --new asks for a second trigger" in busy.stderr
 
     redis_client.delete(f"{PREFIX}:lease")
     nobody = subprocess.run([str(SCHEDULER), "trigger", "once", "--wait", "0.3", "--config", str(config)], env=env,
@@ -108,6 +111,107 @@ def test_the_cli_says_the_leader_is_busy_when_a_lease_is_held_but_nobody_answers
     assert nobody.returncode == ExitCode.UNAVAILABLE and "no leader answered within 0.3s" in nobody.stderr
 
 
+# -- asking again while the first request is queued -----------------------------------------------
+
+
+def cli(config: Path, redis_server, *args: str) -> subprocess.CompletedProcess:
+    env = {k: v for k, v in os.environ.items() if not k.startswith("SCHEDULER_")}
+    env.update(SCHEDULER_REDIS_URL=redis_server.url, SCHEDULER_KEY_PREFIX=PREFIX)
+    done = subprocess.run([str(SCHEDULER), *args, "--config", str(config)], env=env, capture_output=True, text=True,
+                          timeout=60)
+    assert "Traceback" not in done.stderr, done.stderr
+    return done
+
+
+def queued(redis_client) -> list[str]:
+    return [entry.decode() for entry, _ in redis_client.xrange(f"{PREFIX}:requests")]
+
+
+def manual_firings(redis_client, schedule: str) -> list[str]:
+    return [fields[b"firing_id"].decode() for _, fields in redis_client.xrange(f"{PREFIX}:queue:default")
+            if fields[b"firing_id"].decode().startswith(f"{schedule}/") and b"/manual-" in fields[b"firing_id"]]
+
+
+def requested_keys(redis_client) -> list[bytes]:
+    return list(redis_client.scan_iter(match=f"{PREFIX}:requested:*"))
+
+
+def test_a_trigger_asked_again_while_queued_waits_for_the_first_and_the_leader_fires_it_once(
+        tmp_path, redis_server, redis_client, store):
+    config = write_table(tmp_path, table(3))
+    first = cli(config, redis_server, "trigger", "spread", "--wait", "0.3")
+    assert first.returncode == ExitCode.UNAVAILABLE, first.stderr
+    (request,) = queued(redis_client)
+    again = cli(config, redis_server, "trigger", "spread", "--wait", "0.3")
+    assert again.returncode == ExitCode.UNAVAILABLE, again.stderr
+    assert queued(redis_client) == [request], "one request, however often it is asked for"
+    assert (f"scheduler trigger: request {request} for this trigger is already queued; waiting for it "
+            "(--new asks for a second trigger)") in again.stderr
+    assert f"request {request} stays queued" in again.stderr
+
+    replica = Replica(Settings(**FAST), config, store, "r1")
+    replica.start()
+    try:
+        wait_for(lambda: redis_client.exists(f"{PREFIX}:request:{request}"), message="the leader to answer")
+        assert sorted(manual_firings(redis_client, "spread")) == [f"spread/t{n}/manual-{request}" for n in range(3)]
+        assert requested_keys(redis_client) == [], "the key goes with the answer"
+
+        after = cli(config, redis_server, "trigger", "spread", "--json")
+        assert after.returncode == ExitCode.OK, after.stderr
+        answer = json.loads(after.stdout)
+        assert answer["request"] != request and answer["already_queued"] is False and answer["fired"] == "3"
+        assert "already queued" not in after.stderr
+        assert len(manual_firings(redis_client, "spread")) == 6, "a trigger after the answer fires again"
+    finally:
+        replica.stop()
+
+
+def test_new_adds_a_second_request_on_purpose(tmp_path, redis_server, redis_client):
+    config = write_table(tmp_path, table(3))
+    redis_client.set(f"{PREFIX}:lease", "7:r9", px=30_000)  # a leader that holds the lease and never answers
+    first = cli(config, redis_server, "trigger", "spread", "--tenant", "t1", "--wait", "0.2")
+    assert first.returncode == ExitCode.BUSY, first.stderr
+    second = cli(config, redis_server, "trigger", "spread", "--tenant", "t1", "--new", "--wait", "0.2")
+    assert second.returncode == ExitCode.BUSY and "already queued" not in second.stderr
+    assert len(queued(redis_client)) == 2
+    other = cli(config, redis_server, "trigger", "spread", "--tenant", "t2", "--wait", "0.2")
+    assert other.returncode == ExitCode.BUSY and "already queued" not in other.stderr, "another tenant, another ask"
+    assert len(queued(redis_client)) == 3
+
+
+def test_a_backfill_asked_again_for_the_same_window_waits_for_the_first(tmp_path, redis_server, redis_client):
+    config = write_table(tmp_path, table(3))
+    window = ["--from", "2026-11-24T03:00:00Z", "--until", "2026-11-24T04:00:00Z", "--wait", "0.2"]
+    first = cli(config, redis_server, "backfill", "spread", *window)
+    assert first.returncode == ExitCode.UNAVAILABLE, first.stderr
+    (request,) = queued(redis_client)
+    again = cli(config, redis_server, "backfill", "spread", *window[:3], "2026-11-24T04:00Z", *window[4:])
+    assert f"request {request} for this backfill is already queued; waiting for it" in again.stderr
+    assert queued(redis_client) == [request], "the same window, however it is written"
+    wider = cli(config, redis_server, "backfill", "spread", *window[:3], "2026-11-24T05:00:00Z", *window[4:])
+    assert "already queued" not in wider.stderr and len(queued(redis_client)) == 2, "another window, another ask"
+
+
+def test_the_key_of_a_queued_request_expires_and_is_not_reused_once_the_request_is_gone(store, redis_client):
+    control = Control(store)
+    request, added = control.request("trigger", schedule="once")
+    assert added and control.request("trigger", schedule="once") == (request, False)
+    (key,) = requested_keys(redis_client)
+    assert key.decode() == Keys(PREFIX).requested({"kind": "trigger", "schedule": "once"})
+    assert 0 < redis_client.pttl(key) <= 24 * 3600 * 1000, "it expires on its own"
+    redis_client.xdel(f"{PREFIX}:requests", request)  # removed otherwise than by an answer (by hand, say)
+    replacement, added = control.request("trigger", schedule="once")
+    assert added and replacement != request, "a key naming a request that is gone holds nothing back"
+    assert queued(redis_client) == [replacement]
+
+    second, added = control.request("trigger", schedule="once", new=True)
+    assert added and redis_client.get(key) == second.encode(), "asking again waits for the latest"
+    token = take_lease(store, "r1")
+    fields = {"kind": "trigger", "schedule": "once"}
+    store.complete(token, replacement, fields, {"status": "done"}, None, [], timedelta(minutes=1))
+    assert control.request("trigger", schedule="once") == (second, False), "the earlier answer keeps the later's key"
+    store.complete(token, second, fields, {"status": "done"}, None, [], timedelta(minutes=1))
+    assert requested_keys(redis_client) == [], "gone with the answer of the request it names"
 
 PAUSE_TABLE = """
 [[schedule]]
@@ -124,7 +228,8 @@ def ticks_of(client, tenant: str) -> set[str]:
 
 def backfill(control: Control, tenant: str, start: datetime, end: datetime) -> dict[str, str] | None:
     window = {"from": str(ms_of(start)), "until": str(ms_of(end))}
-    return control.result(control.request("backfill", schedule="beat", tenant=tenant, **window), timeout=10)
+    request, _ = control.request("backfill", schedule="beat", tenant=tenant, **window)
+    return control.result(request, timeout=10)
 
 
 def test_a_paused_tenants_ticks_are_backfilled_once_though_the_ticks_were_finished(tmp_path, store, redis_client):

@@ -23,6 +23,7 @@ from scheduler.errors import RedisPermissionError, RedisUnavailable
 from scheduler.replica.runner import Replica
 from scheduler.settings import Settings
 from scheduler.store.connection import connect, location
+from scheduler.store.control import Control
 from scheduler.keys import Keys
 from scheduler.store.state import Store
 from scheduler.table import load_table
@@ -229,6 +230,20 @@ def test_every_store_call_as_the_scheduler_user_leaves_the_acl_log_empty(redis_s
     wait_for(released.is_set, message="the release to reach the subscriber")
     listener.stop()
     listener.join(2)
+    assert refusals(redis_server) == []
+
+
+def test_asking_for_a_request_twice_and_answering_it_as_the_scheduler_user_leaves_the_acl_log_empty(
+        redis_server, user_store):
+    store, _ = user_store
+    control = Control(store)
+    request, added = control.request("trigger", schedule="s", tenant="acme")
+    assert added and control.request("trigger", schedule="s", tenant="acme") == (request, False)
+    token = take_lease(store, "r1")
+    store.complete(token, request, {"kind": "trigger", "schedule": "s", "tenant": "acme"}, {"status": "done"}, None,
+                   [], timedelta(minutes=1))
+    assert control.result(request, timeout=0) == {"status": "done"}
+    assert control.request("trigger", schedule="s", tenant="acme")[1], "answered: asking again is a new request"
     assert refusals(redis_server) == []
 
 

@@ -1,12 +1,16 @@
 -- Close an operator's request (trigger, backfill) once its firings are all out, fenced: its
 -- ledger line, its result for the command that waits on it, and its removal from the request
--- stream happen in one step, so a request is answered once and never handled again.
+-- stream happen in one step, so a request is answered once and never handled again. The key that
+-- makes a repeated ask wait for it goes in the same step: once answered, asking again is a new
+-- request.
 -- ledger.lua (`record`) is prepended to it.
 --
 -- KEYS[1]  the lease
 -- KEYS[2]  the request stream; KEYS[3] the request's result (a hash)
 -- KEYS[4]  the schedule's ledger (a stream), or the request stream again when there is none to write
 -- KEYS[5]  the request's dedup set (dropped: the request is gone, it cannot run again)
+-- KEYS[6]  the id of the queued request that asks the same (request.lua): dropped when it is this
+--          one, kept when it names a later request (asked with --new)
 -- ARGV[1]  the caller's lease token; ARGV[2] the request id
 -- ARGV[3]  how long the result is kept, in ms
 -- ARGV[4]  how long ledger lines are kept, in ms; ARGV[5] how many lines at most
@@ -34,4 +38,7 @@ if #line > 0 then
 end
 redis.call('XDEL', KEYS[2], ARGV[2])
 redis.call('DEL', KEYS[5])
+if redis.call('GET', KEYS[6]) == ARGV[2] then
+    redis.call('DEL', KEYS[6])
+end
 return 1
