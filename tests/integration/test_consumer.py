@@ -273,7 +273,7 @@ def test_after_redis_restarts_empty_the_same_consumer_creates_its_group_again_an
              message="the firing written after the empty restart")
     assert handled == [*firings, later]
     assert warnings == ["stream it{sched-42}x:queue:default: consumer group workers is gone (Redis lost its data?); "
-                        "creating it again, to read from the stream's start\n"]
+                        "creating it again, to read from the stream's start"]
     assert store.client.xpending(stream_name("default"), "workers")["pending"] == 0
 
 

@@ -7,12 +7,10 @@ from __future__ import annotations
 
 import json
 import threading
-from collections.abc import Iterator
 from datetime import timedelta
 
 import pytest
 from helpers import FakeClock, RecordingSqs, redis_now, write_table
-from loguru import logger
 from support import accept, expire_lease, floor_minute, plan_at, take_lease
 
 import scheduler.replica.relay as relay_module
@@ -76,15 +74,6 @@ def leading_relay(store, tmp_path, tenants: list[str], lease: Lease) -> Relay:
     lease.acquire()
     return Relay(store, lease, load_settings(retry_interval="1ms"), threading.Event(), routes=lambda: routes,
                  on_crash=lambda: None)
-
-
-@pytest.fixture
-def logs() -> Iterator[list[str]]:
-    """Every loguru line of INFO and above logged during the test, as "LEVEL message"."""
-    lines: list[str] = []
-    sink = logger.add(lambda line: lines.append(str(line).rstrip("\n")), level="INFO", format="{level} {message}")
-    yield lines
-    logger.remove(sink)
 
 
 def outbox(store) -> list[str]:
