@@ -20,3 +20,14 @@ def test_a_tenant_file_path_holding_a_nul_is_a_problem_not_a_crash(tmp_path):
     with pytest.raises(TableError) as refused:
         load_table(path)
     assert str(refused.value) == f"{path}:2: tenant set \"big\": file 'a\\x00b': a path cannot hold a NUL character"
+
+
+@pytest.mark.parametrize("text, problem", [
+    ("schedule = false\n", "schedule must be an array of tables: [[schedule]]"),
+    ("[[schedule]]\nname = []\n", "schedule #1: name must be a string"),
+])
+def test_a_schedule_array_or_name_of_the_wrong_type_is_a_problem_not_a_crash(tmp_path, text, problem):
+    path = write_table(tmp_path, text)
+    with pytest.raises(TableError) as refused:
+        load_table(path)
+    assert problem in str(refused.value)
