@@ -31,3 +31,11 @@ def test_a_schedule_array_or_name_of_the_wrong_type_is_a_problem_not_a_crash(tmp
     with pytest.raises(TableError) as refused:
         load_table(path)
     assert problem in str(refused.value)
+
+
+def test_line_numbers_count_only_tomls_own_line_breaks(tmp_path):
+    """TOML ends a line at LF (or CRLF) only; a U+0085 or U+2028 inside a string is no line break."""
+    path = write_table(tmp_path, '[defaults]\nargs = { note = "a\u0085b\u2028c" }\n\n[[schedule]]\nname = "x"\njob = "J"\n')
+    with pytest.raises(TableError) as refused:
+        load_table(path)
+    assert str(refused.value) == f'{path}:4: schedule "x": cron or every is required'
