@@ -9,11 +9,22 @@ from datetime import datetime
 from typing import Any
 
 from scheduler.clock.instants import instant_of
+from scheduler.errors import RedisRefused
 
 
-def watermarks(values: Sequence[bytes | None]) -> list[datetime | None]:
-    """MGET of watermark keys: each track's last handled tick, or None for a track never handled."""
-    return [instant_of(int(value)) if value else None for value in values]
+def watermarks(keys: Sequence[str], values: Sequence[bytes | None]) -> list[datetime | None | RedisRefused]:
+    """MGET of watermark keys: each track's last handled tick, None for a track never handled, or
+    the refusal to read a key that holds no tick (garbage written there), so only its track stops."""
+    return [_watermark(key, value) for key, value in zip(keys, values)]
+
+
+def _watermark(key: str, value: bytes | None) -> datetime | None | RedisRefused:
+    if not value:
+        return None
+    try:
+        return instant_of(int(value))
+    except ValueError:
+        return RedisRefused(f"reading watermark '{key}'", f"it holds {value[:32]!r}, not a tick in milliseconds")
 
 
 def pause_marks(marks: Mapping[bytes, bytes]) -> dict[str, str]:
