@@ -29,7 +29,15 @@ def _watermark(key: str, value: bytes | None) -> datetime | None | RedisRefused:
 
 def pause_marks(marks: Mapping[bytes, bytes]) -> dict[str, str]:
     """``{scheduler}:paused`` as read: ``schedule`` or ``schedule/tenant`` -> since when."""
-    return {field.decode(): json.loads(value).get("since", "") for field, value in marks.items()}
+    return {field.decode(): _since(value) for field, value in marks.items()}
+
+
+def _since(mark: bytes) -> str:
+    """A mark's ``since``; a mark that is no JSON object still pauses, since an unknown instant."""
+    try:
+        return str(json.loads(mark).get("since", ""))
+    except (ValueError, AttributeError):
+        return ""
 
 
 def dispatched(reply: Sequence[Any]) -> tuple[int, datetime | None]:
