@@ -265,6 +265,9 @@ class Worker:
         planned: list[tuple[TrackState, TrackPlan]] = []
         watermarks, paused = self.store.pass_state([state.key for state in due])
         for state, watermark in zip(due, watermarks):
+            if isinstance(watermark, RedisRefused):  # its watermark holds garbage: only this track waits
+                self._failed(state, now, watermark)
+                continue
             try:
                 plan = self._plan(state, watermark, now, delivery, paused)
             except RedisRefused as error:  # its tenant set cannot be read: only this track waits

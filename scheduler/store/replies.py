@@ -9,16 +9,35 @@ from datetime import datetime
 from typing import Any
 
 from scheduler.clock.instants import instant_of
+from scheduler.errors import RedisRefused
 
 
-def watermarks(values: Sequence[bytes | None]) -> list[datetime | None]:
-    """MGET of watermark keys: each track's last handled tick, or None for a track never handled."""
-    return [instant_of(int(value)) if value else None for value in values]
+def watermarks(keys: Sequence[str], values: Sequence[bytes | None]) -> list[datetime | None | RedisRefused]:
+    """MGET of watermark keys: each track's last handled tick, None for a track never handled, or
+    the refusal to read a key that holds no tick (garbage written there), so only its track stops."""
+    return [_watermark(key, value) for key, value in zip(keys, values)]
+
+
+def _watermark(key: str, value: bytes | None) -> datetime | None | RedisRefused:
+    if not value:
+        return None
+    try:
+        return instant_of(int(value))
+    except ValueError:
+        return RedisRefused(f"reading watermark '{key}'", f"it holds {value[:32]!r}, not a tick in milliseconds")
 
 
 def pause_marks(marks: Mapping[bytes, bytes]) -> dict[str, str]:
     """``{scheduler}:paused`` as read: ``schedule`` or ``schedule/tenant`` -> since when."""
-    return {field.decode(): json.loads(value).get("since", "") for field, value in marks.items()}
+    return {field.decode(): _since(value) for field, value in marks.items()}
+
+
+def _since(mark: bytes) -> str:
+    """A mark's ``since``; a mark that is no JSON object still pauses, since an unknown instant."""
+    try:
+        return str(json.loads(mark).get("since", ""))
+    except (ValueError, AttributeError):
+        return ""
 
 
 def dispatched(reply: Sequence[Any]) -> tuple[int, datetime | None]:

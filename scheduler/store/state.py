@@ -18,7 +18,7 @@ from typing import Any
 import redis
 
 from scheduler.clock.instants import EPOCH, entry_instant, format_instant, format_tick, ms_of, whole_ms
-from scheduler.errors import NotLeader, RedisUnavailable
+from scheduler.errors import NotLeader, RedisRefused, RedisUnavailable
 from scheduler.keys import Keys, Token
 from scheduler.plan.planner import TickPlan
 from scheduler.store.calls import Call
@@ -114,20 +114,26 @@ class Store:
         """Each track's watermark (the last tick handled), in one round trip."""
         if not tracks:
             return []
+        keys = [self.keys.watermark(track) for track in tracks]
         with self.errors("reading watermarks"):
-            values = self.client.mget([self.keys.watermark(track) for track in tracks])
-        return watermarks(values)
+            values = self.client.mget(keys)
+        read = watermarks(keys, values)
+        for refused in read:
+            if isinstance(refused, RedisRefused):
+                raise refused
+        return read
 
-    def pass_state(self, tracks: Sequence[str]) -> tuple[list[datetime | None], dict[str, str]]:
+    def pass_state(self, tracks: Sequence[str]) -> tuple[list[datetime | None | RedisRefused], dict[str, str]]:
         """What a pass starts from, in one round trip: each track's watermark, and what is paused
         (``schedule`` or ``schedule/tenant`` -> since when)."""
+        keys = [self.keys.watermark(track) for track in tracks]
         pipe = self.client.pipeline(transaction=False)
         if tracks:
-            pipe.mget([self.keys.watermark(track) for track in tracks])
+            pipe.mget(keys)
         pipe.hgetall(self.keys.paused)
         with self.errors("reading watermarks"):
             *values, marks = pipe.execute()
-        return watermarks(values[0] if values else []), pause_marks(marks)
+        return watermarks(keys, values[0] if values else []), pause_marks(marks)
 
     def enqueue_calls(
         self, token: Token, schedule: Schedule, track: str, ticks: Sequence[TickPlan], dedup_ttl: timedelta,

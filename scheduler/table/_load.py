@@ -72,7 +72,9 @@ class _Loader:
 
     def _check_active_job_args(self, schedules: list[Schedule], queues: dict[str, QueueSpec], raw: Any) -> None:
         """ActiveJob reads hash keys starting with "_aj_" as its own markers: refuse them in args."""
-        indexes = {entry.get("name"): index for index, entry in enumerate(raw) if isinstance(entry, dict)}
+        entries = raw if isinstance(raw, list) else []
+        indexes = {entry["name"]: index for index, entry in enumerate(entries)
+                   if isinstance(entry, dict) and isinstance(entry.get("name"), str)}
         for schedule in schedules:
             if not resolve_queue(queues, schedule.queue).active_job:
                 continue

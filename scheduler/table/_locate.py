@@ -23,7 +23,7 @@ class Locator:
         counts: dict[str, int] = {}
         current = _Block(line=1)
         self._blocks[("", 0)] = current
-        for number, line in enumerate(text.splitlines(), start=1):
+        for number, line in enumerate(text.split("\n"), start=1):
             header = _HEADER.match(line)
             if header:
                 name = header.group(2).strip().strip("\"'")

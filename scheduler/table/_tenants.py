@@ -46,6 +46,9 @@ def _tenant_file(
     if not isinstance(relative, str) or not relative.strip():
         report(None, "file must be a path next to the table")
         return None
+    if "\x00" in relative:
+        report(None, f"file {relative!r}: a path cannot hold a NUL character")
+        return None
     path = directory / relative
     try:
         data = path.read_bytes()
