@@ -7,6 +7,7 @@ from dataclasses import dataclass
 from datetime import datetime, timedelta
 
 from scheduler.clock.cadence import next_tick
+from scheduler.errors import RedisPermissionError, RedisRefused, RedisUnavailable
 from scheduler.plan.planner import Track, tracks_of
 from scheduler.table import InlineTenants, RedisSetTenants, Table
 from scheduler.tenants import TenantSets
@@ -15,14 +16,32 @@ BATCH = 10_000  # tenants planned and accepted at a time, so a million-member se
 STATE_MARGIN = timedelta(days=7)  # a removed schedule's watermark outlives it by this much, then expires
 
 
+@dataclass(frozen=True)
+class Trouble:
+    """Why a track's (or a queue's) last attempts failed, until one works again."""
+
+    reason: str  # what was being done, and Redis's own words
+    failures: int  # attempts failed in a row
+    denial: RedisPermissionError | None = None  # the last failure, when it was for lack of permission
+
+    @staticmethod
+    def after(previous: Trouble | None, error: RedisUnavailable) -> Trouble:
+        """The trouble once ``error`` has failed one more attempt."""
+        reason = f"{error.doing}: {error.reply}" if isinstance(error, RedisRefused) else str(error)
+        denial = error if isinstance(error, RedisPermissionError) else None
+        return Trouble(reason, (previous.failures if previous else 0) + 1, denial)
+
+    def news(self, previous: Trouble | None) -> bool:
+        """Whether this trouble says something ``previous`` did not (worth a log line)."""
+        return previous is None or previous.reason != self.reason
+
+
 @dataclass
 class TrackState:
     track: Track
     tenant_ids: list[str] | None  # None: a Redis set, read when the tick is handled
     due: datetime | None = None  # when to handle it next; None: at once
-    trouble: str | None = None  # why its last attempt failed (Redis's words), until it works again
-    denied: bool = False  # ... for lack of permission
-    failures: int = 0  # attempts failed in a row
+    trouble: Trouble | None = None  # why its last attempts failed, until one works again
 
     @property
     def key(self) -> str:

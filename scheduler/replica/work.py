@@ -40,7 +40,7 @@ from scheduler.lease import Lease
 from scheduler.metrics import PAUSED, Metrics
 from scheduler.plan.passes import TrackPlan, TrackPlanner, held_tenants, paused_plan
 from scheduler.replica.requests import Requests
-from scheduler.replica.tracks import TrackState, build_tracks
+from scheduler.replica.tracks import TrackState, Trouble, build_tracks
 from scheduler.store.calls import Acceptance
 from scheduler.store.delivery import Delivery
 from scheduler.store.replies import dispatched
@@ -109,8 +109,7 @@ class Worker:
         self._reload_forced = False
         self._term: Token | None = None  # the lease token the loop last worked under
         self._queues: dict[str, datetime | None] = {}  # queue -> when its next pending firing is due
-        self._queue_trouble: dict[str, tuple[int, str]] = {}  # queue -> (failures in a row, why)
-        self._denial: RedisPermissionError | None = None  # the last refusal for lack of permission
+        self._queue_trouble: dict[str, Trouble] = {}  # queue -> why its pending firings wait
         self._failures = 0
         self._lead = MIN_LEAD
         self._next_requests = 0.0
@@ -268,14 +267,15 @@ class Worker:
             if isinstance(watermark, RedisRefused):  # its watermark holds garbage: only this track waits
                 self._failed(state, now, watermark)
                 continue
+            ttl = state.watermark_ttl(now)
             try:
-                plan = self._plan(state, watermark, now, delivery, paused)
+                plan = self._plan(state, watermark, now, ttl, delivery, paused)
             except RedisRefused as error:  # its tenant set cannot be read: only this track waits
                 self._failed(state, now, error)
                 continue
             if plan is None:
                 break  # stopping, or the lease is gone: what was not finished is planned again
-            delivery.finish(plan, state.watermark_ttl(now), plan.schedule.catchup_window + DEDUP_MARGIN)
+            delivery.finish(plan, ttl, plan.schedule.catchup_window + DEDUP_MARGIN)
             planned.append((state, plan))
         outcome = delivery.close()
         for state, plan in planned:
@@ -291,44 +291,43 @@ class Worker:
             elif state.key in outcome.refused:  # a write of this track was refused: it alone retries
                 self._failed(state, now, outcome.refused[state.key])
         self.metrics.pass_finished([plan for _, plan in planned], outcome)
-        denied = [state for state in self.tracks.values() if state.denied]
-        if self._denial is not None and denied and len(denied) == len(self.tracks):
+        denials = [state.trouble.denial for state in self.tracks.values() if state.trouble and state.trouble.denial]
+        if denials and len(denials) == len(self.tracks):
             # None of the leader's work is allowed: a replica whose Redis user may do it should lead.
-            raise self._denial
+            raise denials[-1]
 
     def failing(self) -> dict[str, str]:
         """The tracks whose last attempt failed, with why (for /readyz and status)."""
-        return {state.key: state.trouble for state in list(self.tracks.values()) if state.trouble}
+        return {state.key: state.trouble.reason for state in list(self.tracks.values()) if state.trouble}
 
     def _failed(self, state: TrackState, now: datetime, error: RedisUnavailable) -> None:
         """One track's planning or writing was refused (a tenant set of the wrong type, a command the
         ACL denies, a write Redis refuses): it is retried on its own backoff, at least every
         MAX_BACKOFF seconds, while every other track goes on. Logged when the reason changes."""
-        state.failures += 1
-        state.due = now + timedelta(seconds=backoff(state.failures, self.retry, MAX_BACKOFF))
+        previous, state.trouble = state.trouble, Trouble.after(state.trouble, error)
+        state.due = self._retry_at(now, state.trouble)
         schedule = state.track.schedule
         self.metrics.schedule_failed(schedule.name)
-        reason = _reason(error)
-        if reason != state.trouble:
+        if state.trouble.news(previous):
             logger.bind(schedule=schedule.name, queue=schedule.queue).error(
                 "schedule {} (queue {}): {}; it is retried on its own, every other schedule goes on", state.key,
-                schedule.queue, reason)
-        state.trouble = reason
-        state.denied = isinstance(error, RedisPermissionError)
-        if isinstance(error, RedisPermissionError):
-            self._denial = error
+                schedule.queue, state.trouble.reason)
 
     def _works(self, state: TrackState) -> None:
         if state.trouble is not None:
             logger.bind(schedule=state.track.schedule.name).info(
-                "schedule {}: works again after {} failed attempts", state.key, state.failures)
+                "schedule {}: works again after {} failed attempts", state.key, state.trouble.failures)
             self.metrics.schedule_works(state.track.schedule.name)
-        state.trouble, state.denied, state.failures = None, False, 0
+        state.trouble = None
 
-    def _plan(self, state: TrackState, watermark: datetime | None, now: datetime, delivery: Delivery,
-              paused: dict[str, str]) -> TrackPlan | None:
+    def _retry_at(self, now: datetime, trouble: Trouble) -> datetime:
+        """When to try again what failed ``trouble.failures`` times in a row: at most MAX_BACKOFF on."""
+        return now + timedelta(seconds=backoff(trouble.failures, self.retry, MAX_BACKOFF))
+
+    def _plan(self, state: TrackState, watermark: datetime | None, now: datetime, ttl: timedelta,
+              delivery: Delivery, paused: dict[str, str]) -> TrackPlan | None:
         """Plan ``state``'s track, tenant batch by tenant batch, each batch's firings handed to
-        ``delivery`` as soon as it is planned; None if interrupted. A paused schedule's ticks, and a
+        ``delivery`` (their dedup records kept ``ttl``) as soon as it is planned; None if interrupted. A paused schedule's ticks, and a
         paused tenant's firings, are recorded as paused, not sent."""
         schedule = state.track.schedule
         if watermark is not None and schedule.name in paused:
@@ -336,7 +335,6 @@ class Worker:
             return paused_plan(state.track, tenants, watermark, now, paused[schedule.name])
         planner = TrackPlanner(state.track, watermark, now, held_tenants(paused, schedule.name))
         target = self.routes.target(schedule.queue)
-        ttl = state.watermark_ttl(now)
         for tenant_ids in state.batches(self.tenants):
             if self.stopping.is_set() or not self.lease.held:
                 return None
@@ -367,11 +365,11 @@ class Worker:
             due = again
 
     def _queue_failed(self, queue: str, now: datetime, error: RedisUnavailable) -> None:
-        failures, reason = self._queue_trouble.get(queue, (0, ""))
-        if _reason(error) != reason:
-            logger.error("queue {}: {}; its pending firings wait, retried on their own", queue, _reason(error))
-        self._queue_trouble[queue] = (failures + 1, _reason(error))
-        self._queues[queue] = now + timedelta(seconds=backoff(failures + 1, self.retry, MAX_BACKOFF))
+        previous = self._queue_trouble.get(queue)
+        trouble = self._queue_trouble[queue] = Trouble.after(previous, error)
+        if trouble.news(previous):
+            logger.error("queue {}: {}; its pending firings wait, retried on their own", queue, trouble.reason)
+        self._queues[queue] = self._retry_at(now, trouble)
 
     # -- reloading ------------------------------------------------------------------------------
 
@@ -403,11 +401,6 @@ class Worker:
                     table.fingerprint, len(table.schedules))
         self._adopt(table)
         self._term = None  # publish the new table and start every track from its watermark
-
-
-def _reason(error: RedisUnavailable) -> str:
-    """What was refused, in a few words: what was being done, and Redis's own."""
-    return f"{error.doing}: {error.reply}" if isinstance(error, RedisRefused) else str(error)
 
 
 def _log(plan: TrackPlan, now: datetime, accepted: Acceptance) -> None:
