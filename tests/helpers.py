@@ -1,14 +1,19 @@
 """What tests of every layer share: writing a table, reading Redis's clock, the usual [queues] entries,
-a monotonic clock moved by hand, a stand-in for boto3's SQS client."""
+a monotonic clock moved by hand, a stand-in for boto3's SQS client, the real command in a clean environment."""
 
 from __future__ import annotations
 
+import os
+import subprocess
+import sys
 import textwrap
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
 import redis
+
+SCHEDULER = Path(sys.executable).parent / "scheduler"  # the real command, from the tests' own venv
 
 # The [queues] entries several tests declare, by name: each test joins the ones it needs.
 QUEUE_ENTRIES = {
@@ -65,3 +70,15 @@ class RecordingSqs:
 
     def close(self) -> None:
         pass
+
+
+def scheduler_env(**settings: str) -> dict[str, str]:
+    """The test's environment without any SCHEDULER_* variable of its own, with ``settings`` added."""
+    return {**{k: v for k, v in os.environ.items() if not k.startswith("SCHEDULER_")}, **settings}
+
+
+def run_scheduler(*args: str, env: Mapping[str, str] | None = None, cwd: Path | None = None,
+                  timeout: float = 120) -> subprocess.CompletedProcess:
+    """The real ``scheduler`` command with ``args``, in scheduler_env() plus ``env``; never raises on its exit code."""
+    return subprocess.run([str(SCHEDULER), *args], capture_output=True, text=True, timeout=timeout,
+                          env=scheduler_env(**(env or {})), cwd=cwd, check=False)

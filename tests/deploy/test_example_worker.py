@@ -12,6 +12,7 @@ import sys
 from pathlib import Path
 
 import pytest
+from helpers import scheduler_env
 
 from redis_server import free_port, wait_for
 from scheduler.targets import STREAM_FIELDS
@@ -97,7 +98,7 @@ def test_it_waits_out_a_redis_restart_logging_it_once_and_handles_what_comes_aft
 @pytest.mark.e2e
 def test_it_prints_what_a_real_replica_enqueues(redis_server, redis_client, tmp_path):
     (tmp_path / "schedules.toml").write_text('[[schedule]]\nname = "tick"\nevery = "1s"\njob = "Tick"\n')
-    env = {k: v for k, v in os.environ.items() if not k.startswith("SCHEDULER_")}
+    env = scheduler_env()
     env.update(SCHEDULER_REDIS_URL=redis_server.url, SCHEDULER_REPLICA_ID="compose-like", SCHEDULER_LOG_JSON="true",
                SCHEDULER_HTTP_PORT=str(free_port()))  # not the default 9108: the host may hold it
     with (tmp_path / "replica.log").open("wb") as log:

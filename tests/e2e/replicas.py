@@ -6,7 +6,6 @@ import json
 import os
 import signal
 import subprocess
-import sys
 import urllib.error
 import urllib.request
 from collections import Counter
@@ -14,13 +13,13 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 import redis
+from helpers import SCHEDULER, scheduler_env
 from prometheus_client.parser import text_string_to_metric_families
 
 from redis_server import free_port, wait_for
 from scheduler.acl import queue_keys, render
 from scheduler.table import load_table
 
-SCHEDULER = Path(sys.executable).parent / "scheduler"
 PREFIX = "{scheduler}"
 DIRECT = urllib.request.build_opener(urllib.request.ProxyHandler({}))  # loopback: never through a proxy
 FAST_SETTINGS = {
@@ -48,7 +47,7 @@ class Replica:
     http_port: int = field(default_factory=free_port)  # its /metrics, /healthz and /readyz; kept across restarts
 
     def start(self) -> "Replica":
-        env = {k: v for k, v in os.environ.items() if not k.startswith("SCHEDULER_")}
+        env = scheduler_env()
         env.update(FAST_SETTINGS)
         env["SCHEDULER_HTTP_PORT"] = str(self.http_port)
         env.update(self.settings)

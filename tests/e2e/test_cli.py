@@ -9,19 +9,16 @@ from __future__ import annotations
 import csv
 import io
 import json
-import os
 import re
 import shutil
 import subprocess
-import sys
 from collections import Counter
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
 import pytest
-from helpers import write_table
+from helpers import SCHEDULER, run_scheduler, scheduler_env, write_table
 
-SCHEDULER = Path(sys.executable).parent / "scheduler"
 REPO = Path(__file__).resolve().parents[2]
 FROM = "2026-11-02T00:00:00Z"
 START = datetime(2026, 11, 2, tzinfo=UTC)
@@ -37,11 +34,7 @@ SAMPLE_DAY = {"heartbeat": 2880, "sync-invoices": 96 * 3, "nightly-report": 2, "
 
 
 def scheduler(*args: str, env: dict[str, str] | None = None, cwd: Path | None = None) -> subprocess.CompletedProcess:
-    environment = {k: v for k, v in os.environ.items() if not k.startswith("SCHEDULER_")}
-    environment.update({"COLUMNS": "100", **(env or {})})
-    return subprocess.run(
-        [str(SCHEDULER), *args], capture_output=True, text=True, timeout=120, env=environment, cwd=cwd, check=False
-    )
+    return run_scheduler(*args, env={"COLUMNS": "100", **(env or {})}, cwd=cwd)
 
 
 def dry_run(config: Path, *args: str, env: dict[str, str] | None = None) -> subprocess.CompletedProcess:
@@ -589,10 +582,9 @@ def test_a_broken_table_is_refused_by_dry_run_too(tmp_path):
 
 
 def test_a_reader_that_goes_away_ends_dry_run_quietly(sample):
-    environment = {k: v for k, v in os.environ.items() if not k.startswith("SCHEDULER_")}
     process = subprocess.Popen(
         [str(SCHEDULER), "dry-run", "--config", str(sample), "--from", FROM, "--for", "30d", "--format", "jsonl"],
-        stdout=subprocess.PIPE, stderr=subprocess.PIPE, env=environment,
+        stdout=subprocess.PIPE, stderr=subprocess.PIPE, env=scheduler_env(),
     )
     assert process.stdout is not None and process.stderr is not None
     first = process.stdout.readline()

@@ -4,16 +4,14 @@ value, in one line and exit 1, before they start anything (README, "Settings")."
 from __future__ import annotations
 
 import json
-import os
 import subprocess
-import sys
 import threading
 from http.server import BaseHTTPRequestHandler, HTTPServer
 from pathlib import Path
 
 import pytest
+from helpers import run_scheduler
 
-SCHEDULER = Path(sys.executable).parent / "scheduler"
 SECRET = "typo-pw-never-printed"
 TYPO = {"SCHEDULER_REDISURL": f"redis://admin:{SECRET}@redis.internal:6379/0"}
 REFUSAL = "SCHEDULER_REDISURL is not a setting (did you mean SCHEDULER_REDIS_URL?)"
@@ -37,10 +35,7 @@ queue = "reports"
 
 
 def scheduler(*args: str, env: dict[str, str], cwd: Path) -> subprocess.CompletedProcess:
-    environment = {k: v for k, v in os.environ.items() if not k.startswith("SCHEDULER_")}
-    environment.update(env)
-    return subprocess.run([str(SCHEDULER), *args], capture_output=True, text=True, timeout=60, env=environment,
-                          cwd=cwd, check=False)
+    return run_scheduler(*args, env=env, cwd=cwd, timeout=60)
 
 
 def assert_refused(result: subprocess.CompletedProcess, command: str, *words: str) -> str:

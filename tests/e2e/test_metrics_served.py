@@ -4,13 +4,12 @@ stand-in for the ECS agent."""
 
 from __future__ import annotations
 
-import os
 import signal
 import subprocess
 import time
 
 import pytest
-from helpers import write_table
+from helpers import scheduler_env, write_table
 from replicas import SCHEDULER, Cluster, Replica
 
 from redis_server import free_port, wait_for
@@ -55,7 +54,7 @@ def sample(scrape: dict, name: str, **labels: str) -> float | None:
 
 
 def health(replica: Replica | None, *args: str, port: int | None = None) -> subprocess.CompletedProcess:
-    env = {k: v for k, v in os.environ.items() if not k.startswith("SCHEDULER_")}
+    env = scheduler_env()
     env["SCHEDULER_HTTP_PORT"] = str(port if port is not None else replica.http_port)
     return subprocess.run([str(SCHEDULER), "health", *args], env=env, capture_output=True, text=True, timeout=30)
 

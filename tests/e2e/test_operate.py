@@ -4,15 +4,14 @@ scripts against a real redis-server while real replicas run and fail over."""
 from __future__ import annotations
 
 import json
-import os
 import signal
 import subprocess
 from collections import Counter
 from datetime import datetime, timedelta
 
 import pytest
-from helpers import redis_now, write_table
-from replicas import PREFIX, SCHEDULER, Cluster
+from helpers import redis_now, run_scheduler, write_table
+from replicas import PREFIX, Cluster
 
 from redis_server import wait_for
 
@@ -40,10 +39,8 @@ catchup_window = "2h"
 
 
 def run(cluster: Cluster, *args: str, check: bool = True) -> subprocess.CompletedProcess:
-    env = {k: v for k, v in os.environ.items() if not k.startswith("SCHEDULER_")}
-    env["SCHEDULER_REDIS_URL"] = cluster.redis_url
-    done = subprocess.run([str(SCHEDULER), *args, "--config", str(cluster.config)], env=env, capture_output=True,
-                          text=True, timeout=60)
+    done = run_scheduler(*args, "--config", str(cluster.config), env={"SCHEDULER_REDIS_URL": cluster.redis_url},
+                         timeout=60)
     if check:
         assert done.returncode == 0, done.stderr
     assert "Traceback" not in done.stderr

@@ -12,14 +12,13 @@
 
 from __future__ import annotations
 
-import os
 import signal
 import subprocess
 from collections import Counter
 from pathlib import Path
 
 import pytest
-from helpers import queue_entries, write_table
+from helpers import queue_entries, scheduler_env, write_table
 from replicas import PREFIX, SCHEDULER, Cluster
 from replicas import scheduler_user_rules as rules
 
@@ -95,7 +94,7 @@ def refusals(server: RedisServer) -> list[tuple[str, str, str, str]]:
 
 
 def run_cli(*arguments: str, env: dict[str, str], cwd: Path) -> subprocess.CompletedProcess:
-    clean = {k: v for k, v in os.environ.items() if not k.startswith("SCHEDULER_")}
+    clean = scheduler_env()
     return subprocess.run([str(SCHEDULER), *arguments], env={**clean, **env}, cwd=cwd, capture_output=True,
                           text=True, timeout=30)
 

@@ -11,7 +11,7 @@ from collections import Counter
 from datetime import UTC, datetime
 
 import pytest
-from helpers import write_table
+from helpers import scheduler_env, write_table
 from replicas import PREFIX, SCHEDULER, Cluster, scheduler_user_rules
 
 from redis_server import RedisServer, free_port, wait_for
@@ -336,7 +336,7 @@ def test_run_without_redis_url_uses_the_embedded_redis(tmp_path):
 
 def test_run_refuses_the_embedded_redis_on_ecs(tmp_path):
     config = write_table(tmp_path, EVERY_SECOND)
-    env = {k: v for k, v in os.environ.items() if not k.startswith("SCHEDULER_")}
+    env = scheduler_env()
     env["ECS_CONTAINER_METADATA_URI_V4"] = "http://169.254.170.2/v4/abc"
     env["SCHEDULER_HTTP_PORT"] = str(free_port())  # not the default 9108: the host may hold it
     result = subprocess.run([str(SCHEDULER), "run", "--config", str(config)], cwd=tmp_path, env=env,

@@ -11,7 +11,6 @@ nothing of it.
 from __future__ import annotations
 
 import json
-import os
 import signal
 import subprocess
 from pathlib import Path
@@ -19,7 +18,7 @@ from urllib.parse import quote
 
 import pytest
 import redis
-from helpers import write_table
+from helpers import scheduler_env, write_table
 from replicas import FAST_SETTINGS, SCHEDULER
 
 from redis_server import RedisServer, wait_for
@@ -83,8 +82,7 @@ def leaked(password: str, *outputs: str) -> list[str]:
 
 
 def environment(main: str, sidekiq: str) -> dict[str, str]:
-    clean = {k: v for k, v in os.environ.items() if not k.startswith("SCHEDULER_")}
-    return {**clean, **FAST_SETTINGS, "SCHEDULER_REDIS_URL": main, "SCHEDULER_SIDEKIQ_URL": sidekiq,
+    return {**scheduler_env(), **FAST_SETTINGS, "SCHEDULER_REDIS_URL": main, "SCHEDULER_SIDEKIQ_URL": sidekiq,
             "SCHEDULER_LOG_JSON": "true", "SCHEDULER_HTTP_PORT": "0", "SCHEDULER_REPLICA_ID": "r1"}
 
 

@@ -5,15 +5,13 @@ firings are due back to back, and the CLI tells a busy leader from no leader."""
 from __future__ import annotations
 
 import json
-import os
 import subprocess
-import sys
 import time
 from datetime import datetime, timedelta
 from pathlib import Path
 
 import pytest
-from helpers import write_table
+from helpers import run_scheduler, write_table
 from support import PREFIX, read_stream, take_lease
 
 from redis_server import wait_for
@@ -24,7 +22,6 @@ from scheduler.replica.runner import Replica
 from scheduler.settings import Settings
 from scheduler.store.control import Control
 
-SCHEDULER = Path(sys.executable).parent / "scheduler"
 FAST = dict(lease_ttl=timedelta(seconds=2), retry_interval=timedelta(milliseconds=200), key_prefix=PREFIX)
 TENANTS = 3_000
 
@@ -96,18 +93,15 @@ def test_the_cli_says_the_leader_is_busy_when_a_lease_is_held_but_nobody_answers
                                                                               redis_client):
     config = write_table(tmp_path, table(3))
     redis_client.set(f"{PREFIX}:lease", "7:r9", px=30_000)  # a leader that holds the lease, busy elsewhere
-    env = {k: v for k, v in os.environ.items() if not k.startswith("SCHEDULER_")}
-    env.update(SCHEDULER_REDIS_URL=redis_server.url, SCHEDULER_KEY_PREFIX=PREFIX)
-    busy = subprocess.run([str(SCHEDULER), "trigger", "once", "--wait", "0.3", "--config", str(config)], env=env,
-                          capture_output=True, text=True, timeout=60)
+    env = {"SCHEDULER_REDIS_URL": redis_server.url, "SCHEDULER_KEY_PREFIX": PREFIX}
+    busy = run_scheduler("trigger", "once", "--wait", "0.3", "--config", str(config), env=env, timeout=60)
     assert busy.returncode == ExitCode.BUSY, busy.stderr
     assert "the leader r9 (epoch 7) has not answered within 0.3s; request " in busy.stderr
     assert "stays queued" in busy.stderr
     assert "asking again waits for it, and --new asks for a second trigger" in busy.stderr
 
     redis_client.delete(f"{PREFIX}:lease")
-    nobody = subprocess.run([str(SCHEDULER), "trigger", "once", "--wait", "0.3", "--config", str(config)], env=env,
-                            capture_output=True, text=True, timeout=60)
+    nobody = run_scheduler("trigger", "once", "--wait", "0.3", "--config", str(config), env=env, timeout=60)
     assert nobody.returncode == ExitCode.UNAVAILABLE and "no leader answered within 0.3s" in nobody.stderr
 
 
@@ -115,10 +109,8 @@ def test_the_cli_says_the_leader_is_busy_when_a_lease_is_held_but_nobody_answers
 
 
 def cli(config: Path, redis_server, *args: str) -> subprocess.CompletedProcess:
-    env = {k: v for k, v in os.environ.items() if not k.startswith("SCHEDULER_")}
-    env.update(SCHEDULER_REDIS_URL=redis_server.url, SCHEDULER_KEY_PREFIX=PREFIX)
-    done = subprocess.run([str(SCHEDULER), *args, "--config", str(config)], env=env, capture_output=True, text=True,
-                          timeout=60)
+    env = {"SCHEDULER_REDIS_URL": redis_server.url, "SCHEDULER_KEY_PREFIX": PREFIX}
+    done = run_scheduler(*args, "--config", str(config), env=env, timeout=60)
     assert "Traceback" not in done.stderr, done.stderr
     return done
 
